@@ -1,0 +1,11 @@
+"""Flask CLI commands: `flask --app wsgi demo`, `verify`, `jobs`..."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from mall.demo.cli import demo_command
+
+    app.cli.add_command(demo_command)

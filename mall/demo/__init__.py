@@ -1,0 +1,1 @@
+"""Demo county for newcomers and integrators."""

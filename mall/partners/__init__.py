@@ -1,0 +1,1 @@
+"""Partners (credit supermarkets, shops, hospitals, scenic spots...) and their terminals."""

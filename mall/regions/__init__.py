@@ -1,0 +1,1 @@
+"""Regions: county, township, village; settings inherited downward."""

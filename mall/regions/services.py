@@ -1,0 +1,87 @@
+"""Region tree operations and inherited settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mall.errors import NotFound, ValidationFailed
+from mall.regions.models import Region
+
+# Defaults for the whole deployment; a county, township or village overrides any key.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "rating_scheme": "five_star",
+    "point_value_fen": 27,  # Anhui 2023: 31.53M yuan of goods for 119M points
+    "integrity_money_carry_over": False,
+    "rating_period": "year",
+    "notice_days": 7,
+    "appeal_days": 10,
+    "appeal_answer_days": 5,
+    "points_expiry": None,
+    "offline_floor_limit_fen": 5000,
+    "reservation_days": 7,
+}
+
+_PARENT_KIND = {"township": "county", "village": "township"}
+
+
+def create_region(session: Session, *, kind: str, code: str, name: str,
+                  parent: Region | None = None, settings: dict[str, Any] | None = None) -> Region:
+    expected_parent = _PARENT_KIND.get(kind)
+    if kind not in ("county", "township", "village"):
+        raise ValidationFailed(details={"fields": {"kind": ["county, township or village"]}})
+    if expected_parent is None and parent is not None:
+        raise ValidationFailed(details={"fields": {"parent_id": ["a county has no parent"]}})
+    if expected_parent is not None and (parent is None or parent.kind != expected_parent):
+        raise ValidationFailed(details={"fields": {"parent_id": [f"must be a {expected_parent}"]}})
+    region = Region(kind=kind, code=code, name=name, parent_id=parent.id if parent else None,
+                    settings=settings or {})
+    if kind == "township" and parent is not None:
+        region.county_id = parent.id
+    elif kind == "village" and parent is not None:
+        region.county_id = parent.county_id
+        region.township_id = parent.id
+    session.add(region)
+    session.flush()
+    if kind == "county":
+        region.county_id = region.id
+    elif kind == "township":
+        region.township_id = region.id
+    session.flush()
+    return region
+
+
+def get_region(session: Session, region_id: int) -> Region:
+    region = session.get(Region, region_id)
+    if region is None:
+        raise NotFound()
+    return region
+
+
+def ancestry(session: Session, region: Region) -> list[Region]:
+    """The region and its ancestors, nearest first (at most three rows, one query)."""
+    ids = [i for i in (region.id, region.township_id, region.county_id) if i is not None]
+    rows = {r.id: r for r in session.scalars(select(Region).where(Region.id.in_(ids)))}
+    seen: list[Region] = []
+    for i in ids:
+        if i in rows and rows[i] not in seen:
+            seen.append(rows[i])
+    return seen
+
+
+def effective_settings(session: Session, region: Region) -> dict[str, Any]:
+    merged = dict(DEFAULT_SETTINGS)
+    for level in reversed(ancestry(session, region)):
+        merged.update(level.settings or {})
+    return merged
+
+
+def update_settings(session: Session, region: Region, changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise ValidationFailed(details={"fields": {k: ["unknown setting"] for k in unknown}})
+    region.settings = {**(region.settings or {}), **changes}
+    session.flush()
+    return region.settings

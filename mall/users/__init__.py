@@ -1,0 +1,1 @@
+"""Staff accounts and roles: county admin, township admin, village clerk, auditor, cashier."""
