@@ -28,8 +28,11 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True, compare_type=True)
-    babel.init_app(app, locale_selector=select_locale,
-                   default_translation_directories=str(Path(__file__).parent / "translations"))
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
     csrf.init_app(app)
     api.init_app(app)
 

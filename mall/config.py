@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 # Development defaults: fine for a laptop, refused in production.
-_DEV_SECRET_KEY = "dev-secret-key-not-for-production"
-_DEV_JWT_SECRET = "dev-jwt-secret-not-for-production-0123456789"
+_DEV_SECRET_KEY = "dev-secret-key-not-for-production"  # noqa: S105 (refused in production)
+_DEV_JWT_SECRET = "dev-jwt-secret-not-for-production-0123456789"  # noqa: S105 (refused in production)
 # 32 bytes, urlsafe base64: the key that encrypts personal data at rest.
 _DEV_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"dev-encryption-key-32-bytes!!!!!").decode()
 _DEV_BLIND_INDEX_KEY = "dev-blind-index-key-not-for-production"

@@ -12,7 +12,8 @@ from typing import Any
 
 import structlog
 from flask import Flask, Response, jsonify, request
-from flask_babel import LazyString, lazy_gettext as _l
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -85,8 +86,12 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, code: str | None = None, details: dict[str, Any] | None = None,
-                 message: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> None:
         if code is not None:
             self.code = code
         self.details = details or {}
@@ -134,14 +139,16 @@ class TooManyRequests(DomainError):
     code = "rate_limited"
 
 
-def error_body(code: str, details: dict[str, Any] | None = None,
-               message: str | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, details: dict[str, Any] | None = None, message: str | None = None
+) -> dict[str, Any]:
     text = message if message is not None else str(MESSAGES.get(code, code))
     return {"error": {"code": code, "message": text, "details": details or {}}}
 
 
-def error_response(status: int, code: str, details: dict[str, Any] | None = None,
-                   message: str | None = None) -> Response:
+def error_response(
+    status: int, code: str, details: dict[str, Any] | None = None, message: str | None = None
+) -> Response:
     resp = jsonify(error_body(code, details, message))
     resp.status_code = status
     return resp
@@ -171,7 +178,11 @@ def register_error_handlers(app: Flask) -> None:
         if status == 422:
             # flask-smorest/webargs report schema failures as 422; our contract says 400.
             return error_response(400, "validation_error", _validation_details(exc))
-        if status == 400 and request.is_json is False and request.method in {"POST", "PUT", "PATCH"}:
+        if (
+            status == 400
+            and request.is_json is False
+            and request.method in {"POST", "PUT", "PATCH"}
+        ):
             return error_response(400, "bad_request")
         code = _STATUS_CODES.get(status, "bad_request" if status < 500 else "internal_error")
         resp = error_response(status, code)

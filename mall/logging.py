@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -23,7 +24,9 @@ def scrub(text: str) -> str:
     return _PHONE.sub(r"\1****\2", text)
 
 
-def _scrub_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _scrub_event(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = scrub(value)

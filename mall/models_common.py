@@ -16,7 +16,9 @@ BigId = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
 JsonDoc = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 bigid_pk = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True)]
-created_at = Annotated[datetime, mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)]
+created_at = Annotated[
+    datetime, mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+]
 Int = Integer
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Autogenerate a migration against a scratch PostgreSQL database at the current head.
-# Usage: bash scripts/new_migration.sh "add payments"
+# Autogenerate a migration against a scratch PostgreSQL database upgraded to all heads.
+# Usage: bash scripts/new_migration.sh "add payments" [REV_ID] [PARENT_REV]
+# REV_ID defaults to the next 4-digit number; PARENT_REV defaults to the single head.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 msg=${1:?message}
@@ -8,7 +9,11 @@ scratch="mall_migrate_$$"
 psql -h 127.0.0.1 -U postgres -d test -qc "CREATE DATABASE $scratch" >/dev/null
 trap 'psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $scratch" >/dev/null' EXIT
 export DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$scratch"
-.venv/bin/flask --app wsgi db upgrade >/dev/null
+.venv/bin/flask --app wsgi db upgrade heads >/dev/null
 n=$(find migrations/versions -maxdepth 1 -name "*.py" | wc -l)
-rev=$(printf "%04d" $((n + 1)))
-.venv/bin/flask --app wsgi db migrate -m "$msg" --rev-id "$rev"
+rev=${2:-$(printf "%04d" $((n + 1)))}
+if [ -n "${3:-}" ]; then
+  .venv/bin/flask --app wsgi db migrate -m "$msg" --rev-id "$rev" --head "$3"
+else
+  .venv/bin/flask --app wsgi db migrate -m "$msg" --rev-id "$rev"
+fi

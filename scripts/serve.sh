@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p instance
-flask --app wsgi db upgrade
+flask --app wsgi db upgrade heads
 if [ ! -f instance/demo-manifest.json ]; then
   flask --app wsgi demo --manifest instance/demo-manifest.json
 fi

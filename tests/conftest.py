@@ -77,11 +77,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
+def app(database_url: str) -> Flask:
     app = make_test_app(database_url)
     with app.app_context():
-        upgrade()
-    yield app
+        upgrade(revision="heads")
+    return app
 
 
 @pytest.fixture

@@ -10,7 +10,14 @@ from mall.db import Base
 from mall.models_common import JsonDoc, created_at, json_default
 
 PARTNER_CATEGORIES = (
-    "supermarket", "wholesale", "hospital", "scenic_spot", "bus", "library", "bank", "other",
+    "supermarket",
+    "wholesale",
+    "hospital",
+    "scenic_spot",
+    "bus",
+    "library",
+    "bank",
+    "other",
 )
 
 
@@ -48,7 +55,9 @@ class Terminal(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     terminal_id: Mapped[str] = mapped_column(String(40), unique=True)
-    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="RESTRICT"), index=True)
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("partners.id", ondelete="RESTRICT"), index=True
+    )
     township_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
     name: Mapped[str] = mapped_column(String(100), default="")
     secret_enc: Mapped[str] = mapped_column(String(255))

@@ -19,7 +19,8 @@ class Region(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('county', 'township', 'village')", name="kind"),
         CheckConstraint(
-            "(kind = 'county' AND parent_id IS NULL) OR (kind <> 'county' AND parent_id IS NOT NULL)",
+            "(kind = 'county' AND parent_id IS NULL)"
+            " OR (kind <> 'county' AND parent_id IS NOT NULL)",
             name="parent_by_kind",
         ),
         Index("ix_regions_parent_id_name", "parent_id", "name"),
@@ -31,7 +32,9 @@ class Region(Base):
     name: Mapped[str] = mapped_column(String(100))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
     county_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
-    township_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
+    township_id: Mapped[int | None] = mapped_column(
+        ForeignKey("regions.id", ondelete="RESTRICT"), index=True
+    )
     # Only the keys set at this level; `effective_settings` merges the chain.
     settings: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=json_default)
 

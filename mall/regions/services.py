@@ -27,8 +27,15 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 _PARENT_KIND = {"township": "county", "village": "township"}
 
 
-def create_region(session: Session, *, kind: str, code: str, name: str,
-                  parent: Region | None = None, settings: dict[str, Any] | None = None) -> Region:
+def create_region(
+    session: Session,
+    *,
+    kind: str,
+    code: str,
+    name: str,
+    parent: Region | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Region:
     expected_parent = _PARENT_KIND.get(kind)
     if kind not in ("county", "township", "village"):
         raise ValidationFailed(details={"fields": {"kind": ["county, township or village"]}})
@@ -36,8 +43,13 @@ def create_region(session: Session, *, kind: str, code: str, name: str,
         raise ValidationFailed(details={"fields": {"parent_id": ["a county has no parent"]}})
     if expected_parent is not None and (parent is None or parent.kind != expected_parent):
         raise ValidationFailed(details={"fields": {"parent_id": [f"must be a {expected_parent}"]}})
-    region = Region(kind=kind, code=code, name=name, parent_id=parent.id if parent else None,
-                    settings=settings or {})
+    region = Region(
+        kind=kind,
+        code=code,
+        name=name,
+        parent_id=parent.id if parent else None,
+        settings=settings or {},
+    )
     if kind == "township" and parent is not None:
         region.county_id = parent.id
     elif kind == "village" and parent is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -41,5 +43,5 @@ def pin_is_acceptable(pin: str) -> bool:
         return False
     if len(set(pin)) == 1:
         return False
-    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:], strict=False)}
+    steps = {int(b) - int(a) for a, b in pairwise(pin)}
     return steps not in ({1}, {-1})

@@ -30,10 +30,16 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20))
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
-    county_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
-    township_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
+    county_id: Mapped[int] = mapped_column(
+        ForeignKey("regions.id", ondelete="RESTRICT"), index=True
+    )
+    township_id: Mapped[int | None] = mapped_column(
+        ForeignKey("regions.id", ondelete="RESTRICT"), index=True
+    )
     village_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
-    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="RESTRICT"), index=True)
+    partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="RESTRICT"), index=True
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     first_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,142 @@
+"""Households and other credit subjects: enrolment, lookup, status, reveal.
+
+Personal fields enter here in plain text and leave sealed, masked and blind-indexed; the
+only way back to plain text is `reveal`, which audits the act.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mall.errors import Conflict, NotFound, ValidationFailed
+from mall.regions.models import Region
+from mall.security.crypto import normalise, sealer
+from mall.security.masking import mask_id_number, mask_name, mask_phone
+from mall.security.passwords import hash_pin, pin_is_acceptable
+from mall.subjects.models import SUBJECT_STATUSES, CreditSubject, SubjectMember
+
+_REF_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/1/i/l/o: read aloud without doubt
+
+
+def new_ref(prefix: str = "h") -> str:
+    return prefix + "".join(secrets.choice(_REF_ALPHABET) for _ in range(15))
+
+
+@dataclass(frozen=True)
+class MemberInput:
+    name: str
+    relation: str
+
+
+def _validate_id_number(value: str) -> str:
+    v = normalise(value)
+    if len(v) != 18 or not v[:17].isdigit() or not (v[17].isdigit() or v[17] == "X"):
+        raise ValidationFailed(
+            details={"fields": {"id_number": ["18 characters: 17 digits and a digit or X"]}}
+        )
+    return v
+
+
+def _validate_phone(value: str) -> str:
+    v = normalise(value)
+    if len(v) != 11 or not v.isdigit() or v[0] != "1":
+        raise ValidationFailed(details={"fields": {"phone": ["11-digit mobile number"]}})
+    return v
+
+
+def create_household(
+    session: Session,
+    *,
+    village: Region,
+    head_name: str,
+    id_number: str | None = None,
+    phone: str | None = None,
+    members: list[MemberInput] | None = None,
+    pin: str | None = None,
+) -> CreditSubject:
+    if village.kind != "village" or village.township_id is None or village.county_id is None:
+        raise ValidationFailed(details={"fields": {"village_id": ["must be a village"]}})
+    head_name = head_name.strip()
+    if not head_name or len(head_name) > 30:
+        raise ValidationFailed(details={"fields": {"head_name": ["1-30 characters"]}})
+    s = sealer()
+    subject = CreditSubject(
+        ref=new_ref("h"),
+        kind="household",
+        status="active",
+        county_id=village.county_id,
+        township_id=village.township_id,
+        village_id=village.id,
+        name_enc=s.seal(head_name, "name"),
+        name_masked=mask_name(head_name),
+        name_bidx=s.blind_index(head_name, "name"),
+        pin_failed_count=0,
+        login_failed_count=0,
+    )
+    if id_number:
+        v = _validate_id_number(id_number)
+        subject.id_number_enc = s.seal(v, "id_number")
+        subject.id_number_masked = mask_id_number(v)
+        subject.id_number_bidx = s.blind_index(v, "id_number")
+    if phone:
+        v = _validate_phone(phone)
+        subject.phone_enc = s.seal(v, "phone")
+        subject.phone_masked = mask_phone(v)
+        subject.phone_bidx = s.blind_index(v, "phone")
+    if pin is not None:
+        if not pin_is_acceptable(pin):
+            raise ValidationFailed("pin_too_weak", details={"fields": {"pin": ["weak"]}})
+        subject.pin_hash = hash_pin(pin)
+    for m in members or []:
+        subject.members.append(
+            SubjectMember(
+                name_enc=s.seal(m.name.strip(), "name"),
+                name_masked=mask_name(m.name),
+                relation=m.relation.strip()[:32],
+            )
+        )
+    session.add(subject)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(details={"reason": "id_number or phone already enrolled"}) from exc
+    return subject
+
+
+def get_by_ref(session: Session, ref: str) -> CreditSubject:
+    subject = session.scalar(select(CreditSubject).where(CreditSubject.ref == ref))
+    if subject is None:
+        raise NotFound("holder_not_found")
+    return subject
+
+
+def find_by_phone(session: Session, phone: str) -> CreditSubject | None:
+    bidx = sealer().blind_index(phone, "phone")
+    return session.scalar(select(CreditSubject).where(CreditSubject.phone_bidx == bidx))
+
+
+def find_by_id_number(session: Session, id_number: str) -> CreditSubject | None:
+    bidx = sealer().blind_index(id_number, "id_number")
+    return session.scalar(select(CreditSubject).where(CreditSubject.id_number_bidx == bidx))
+
+
+def set_status(session: Session, subject: CreditSubject, status: str) -> None:
+    if status not in SUBJECT_STATUSES:
+        raise ValidationFailed(details={"fields": {"status": list(SUBJECT_STATUSES)}})
+    subject.status = status
+    session.flush()
+
+
+REVEALABLE = {"name": "name_enc", "id_number": "id_number_enc", "phone": "phone_enc"}
+
+
+def plain_value(subject: CreditSubject, field: str) -> str | None:
+    """Unseal one personal field. Callers outside this package go through `reveal`."""
+    sealed = getattr(subject, REVEALABLE[field])
+    return sealer().open(sealed, field if field != "name" else "name") if sealed else None
