@@ -47,6 +47,12 @@ def _register_blueprints(app: Flask) -> None:
     from mall.health.views import blp as health_blp
 
     app.register_blueprint(health_blp)
+    from mall.auth.views import blp as auth_blp
+
+    api.register_blueprint(auth_blp)
+    from admin.views import bp as admin_bp
+
+    app.register_blueprint(admin_bp)
 
 
 def _register_cli(app: Flask) -> None:

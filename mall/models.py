@@ -1,9 +1,17 @@
 """Imports every model module so the metadata is complete (Alembic, `verify`, tests)."""
 
 from mall.audit import models as audit_models
+from mall.auth import models as auth_models
 from mall.partners import models as partner_models
 from mall.regions import models as region_models
 from mall.subjects import models as subject_models
 from mall.users import models as user_models
 
-__all__ = ["audit_models", "partner_models", "region_models", "subject_models", "user_models"]
+__all__ = [
+    "audit_models",
+    "auth_models",
+    "partner_models",
+    "region_models",
+    "subject_models",
+    "user_models",
+]

@@ -1,0 +1,1 @@
+"""Authentication: farmer and staff logins, JWT access and refresh tokens, lockout."""

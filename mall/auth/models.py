@@ -1,0 +1,58 @@
+"""Refresh tokens (rotated, grouped in families) and the login throttle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mall.db import Base
+from mall.models_common import BigId
+from mall.subjects.models import CreditSubject
+
+
+class RefreshToken(Base):
+    """One issued refresh token, known by the `jti` of its signed JWT.
+
+    We keep the jti, not a hash of the token: the token is an HS256 JWT, so a leaked row
+    (or the whole table) cannot be turned into a usable token without JWT_SECRET, and the
+    jti is a random 128-bit value that says nothing about its holder. Every rotation stays
+    in the same `family_id`; presenting a retired token revokes the whole family.
+    """
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (CheckConstraint("expires_at > issued_at", name="expiry_after_issue"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    jti: Mapped[str] = mapped_column(String(32), unique=True)
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+    subject_id: Mapped[int] = mapped_column(
+        ForeignKey("credit_subjects.id", ondelete="CASCADE"), index=True
+    )
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when the token was exchanged for a new pair (rotation).
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replaced_by: Mapped[str | None] = mapped_column(String(32))
+    # Set by logout, by reuse detection, or when the household was revoked.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    subject: Mapped[CreditSubject] = relationship()
+
+
+class LoginThrottle(Base):
+    """Failed logins per identifier, farmers and staff alike.
+
+    `key` is a keyed blind index of "kind:identifier" (a phone or a username), so the
+    table holds no phone numbers, and an unknown phone is throttled exactly like a known
+    one: the row exists whether or not anybody owns the identifier.
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (CheckConstraint("failed_count >= 0", name="failed_count"),)
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
