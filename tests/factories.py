@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from mall.partners.models import Partner
+from mall.partners.services import create_partner
 from mall.regions.models import Region
 from mall.regions.services import create_region
 from mall.subjects.models import CreditSubject
@@ -85,17 +86,14 @@ def make_household(
 def make_partner(
     session: Session, township: Region, *, category: str = "supermarket", name: str | None = None
 ) -> Partner:
-    partner = Partner(
-        county_id=township.county_id,
-        township_id=township.id,
+    return create_partner(
+        session,
+        township=township,
         name=name or f"信用超市{next(_seq)}",
         category=category,
         accepts_integrity=True,
         accepts_points=category == "supermarket",
     )
-    session.add(partner)
-    session.flush()
-    return partner
 
 
 def make_user(

@@ -13,12 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mall.errors import Conflict, NotFound, ValidationFailed
+from mall.audit import services as audit
+from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.regions.models import Region
 from mall.security.crypto import normalise, sealer
 from mall.security.masking import mask_id_number, mask_name, mask_phone
 from mall.security.passwords import hash_pin, pin_is_acceptable
 from mall.subjects.models import SUBJECT_STATUSES, CreditSubject, SubjectMember
+from mall.users.models import User
+from mall.users.scope import ensure_can_write, ensure_visible
 
 _REF_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/1/i/l/o: read aloud without doubt
 
@@ -100,9 +103,10 @@ def create_household(
                 relation=m.relation.strip()[:32],
             )
         )
-    session.add(subject)
     try:
+        # The savepoint opens before the add: begin_nested() flushes pending objects first.
         with session.begin_nested():
+            session.add(subject)
             session.flush()
     except IntegrityError as exc:
         raise Conflict(details={"reason": "id_number or phone already enrolled"}) from exc
@@ -139,4 +143,102 @@ REVEALABLE = {"name": "name_enc", "id_number": "id_number_enc", "phone": "phone_
 def plain_value(subject: CreditSubject, field: str) -> str | None:
     """Unseal one personal field. Callers outside this package go through `reveal`."""
     sealed = getattr(subject, REVEALABLE[field])
-    return sealer().open(sealed, field if field != "name" else "name") if sealed else None
+    return sealer().open(sealed, field) if sealed else None
+
+
+# --- staff actions: each checks scope and writes its audit entry in the same transaction ---
+
+
+def _snapshot(subject: CreditSubject) -> dict[str, object]:
+    return {
+        "status": subject.status,
+        "name": subject.name_masked,
+        "phone": subject.phone_masked,
+        "id_number": subject.id_number_masked,
+        "village_id": subject.village_id,
+    }
+
+
+def enrol_household(
+    session: Session,
+    actor: User,
+    *,
+    village: Region,
+    head_name: str,
+    id_number: str | None,
+    phone: str | None,
+    members: list[MemberInput],
+) -> CreditSubject:
+    ensure_visible(actor, village)
+    ensure_can_write(actor, village_id=village.id)
+    subject = create_household(
+        session,
+        village=village,
+        head_name=head_name,
+        id_number=id_number,
+        phone=phone,
+        members=members,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="household.create",
+        object_type="household",
+        object_id=subject.ref,
+        county_id=subject.county_id,
+        township_id=subject.township_id,
+        after=_snapshot(subject),
+    )
+    return subject
+
+
+def change_status(
+    session: Session, actor: User, subject: CreditSubject, status: str, reason: str
+) -> CreditSubject:
+    ensure_visible(actor, subject, "holder_not_found")
+    ensure_can_write(actor, village_id=subject.village_id)
+    if not reason.strip():
+        raise ValidationFailed(details={"fields": {"reason": ["required"]}})
+    before = _snapshot(subject)
+    set_status(session, subject, status)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"household.status.{status}",
+        object_type="household",
+        object_id=subject.ref,
+        county_id=subject.county_id,
+        township_id=subject.township_id,
+        before=before,
+        after=_snapshot(subject),
+        note=reason,
+    )
+    return subject
+
+
+REVEAL_ROLES = frozenset({"county_admin", "township_admin"})
+
+
+def reveal(
+    session: Session, actor: User, subject: CreditSubject, field: str, reason: str
+) -> str | None:
+    """Show one personal field in full to an admin who may see it; the reveal is audited."""
+    ensure_visible(actor, subject, "holder_not_found")
+    if actor.role not in REVEAL_ROLES:
+        raise Forbidden()
+    if field not in REVEALABLE:
+        raise ValidationFailed(details={"fields": {"field": sorted(REVEALABLE)}})
+    if not reason.strip():
+        raise ValidationFailed(details={"fields": {"reason": ["required"]}})
+    audit.record(
+        session,
+        actor=actor,
+        action="household.reveal",
+        object_type="household",
+        object_id=subject.ref,
+        county_id=subject.county_id,
+        township_id=subject.township_id,
+        after={"field": field},
+        note=reason,
+    )
+    return plain_value(subject, field)

@@ -56,9 +56,10 @@ def create_user(
         active=True,
         failed_logins=0,
     )
-    session.add(user)
     try:
+        # The savepoint opens before the add: begin_nested() flushes pending objects first.
         with session.begin_nested():
+            session.add(user)
             session.flush()
     except IntegrityError as exc:
         raise Conflict(details={"fields": {"username": ["already taken"]}}) from exc

@@ -1,0 +1,85 @@
+"""Partners and their terminals. A terminal's secret is returned once and stored sealed."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy.orm import Session
+
+from mall.clock import utcnow
+from mall.errors import ValidationFailed
+from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
+from mall.regions.models import Region
+from mall.security.crypto import sealer
+from mall.security.masking import mask_phone
+
+
+def create_partner(
+    session: Session,
+    *,
+    township: Region,
+    name: str,
+    category: str,
+    address: str = "",
+    contact_name: str = "",
+    contact_phone: str = "",
+    accepts_integrity: bool = True,
+    accepts_points: bool = False,
+) -> Partner:
+    if township.kind != "township" or township.county_id is None:
+        raise ValidationFailed(details={"fields": {"township_id": ["must be a township"]}})
+    if category not in PARTNER_CATEGORIES:
+        raise ValidationFailed(details={"fields": {"category": list(PARTNER_CATEGORIES)}})
+    partner = Partner(
+        county_id=township.county_id,
+        township_id=township.id,
+        name=name.strip(),
+        category=category,
+        address=address,
+        contact_name=contact_name,
+        contact_phone_masked=mask_phone(contact_phone) if contact_phone else "",
+        contact_phone_enc=sealer().seal(contact_phone, "phone") if contact_phone else None,
+        accepts_integrity=accepts_integrity,
+        accepts_points=accepts_points,
+        active=True,
+    )
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def _new_secret() -> str:
+    return secrets.token_hex(32)  # 32 random bytes, as the contract requires
+
+
+def create_terminal(session: Session, partner: Partner, name: str = "") -> tuple[Terminal, str]:
+    """Returns the terminal and its secret; the secret is never retrievable again."""
+    secret = _new_secret()
+    terminal = Terminal(
+        terminal_id="T" + secrets.token_hex(8).upper(),
+        partner_id=partner.id,
+        township_id=partner.township_id,
+        name=name or partner.name,
+        secret_enc=sealer().seal(secret, "terminal"),
+        active=True,
+    )
+    session.add(terminal)
+    session.flush()
+    return terminal, secret
+
+
+def rotate_terminal_secret(session: Session, terminal: Terminal) -> str:
+    secret = _new_secret()
+    terminal.secret_enc = sealer().seal(secret, "terminal")
+    terminal.secret_rotated_at = utcnow()
+    session.flush()
+    return secret
+
+
+def terminal_secret(terminal: Terminal) -> str:
+    return sealer().open(terminal.secret_enc, "terminal")
+
+
+def set_terminal_active(session: Session, terminal: Terminal, active: bool) -> None:
+    terminal.active = active
+    session.flush()
