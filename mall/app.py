@@ -53,6 +53,9 @@ def _register_blueprints(app: Flask) -> None:
     from admin.views import bp as admin_bp
 
     app.register_blueprint(admin_bp)
+    from mall.codes.views import blp as codes_blp
+
+    api.register_blueprint(codes_blp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -6,6 +6,8 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from mall.codes.cli import codes_command
     from mall.demo.cli import demo_command
 
     app.cli.add_command(demo_command)
+    app.cli.add_command(codes_command)

@@ -2,6 +2,7 @@
 
 from mall.audit import models as audit_models
 from mall.auth import models as auth_models
+from mall.codes import models as code_models
 from mall.partners import models as partner_models
 from mall.regions import models as region_models
 from mall.subjects import models as subject_models
@@ -10,6 +11,7 @@ from mall.users import models as user_models
 __all__ = [
     "audit_models",
     "auth_models",
+    "code_models",
     "partner_models",
     "region_models",
     "subject_models",
