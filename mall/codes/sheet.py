@@ -38,7 +38,7 @@ PAGE_W, PAGE_H = 2480, 3508  # A4 at 300 dpi
 CARD_W, CARD_H = 1011, 638  # 85.6 x 54 mm at 300 dpi
 COLUMNS, ROWS = 2, 5
 CARDS_PER_PAGE = COLUMNS * ROWS
-LOST_NOTICE = ("遗失请及时挂失", "付款须输入6位密码,勿告诉他人")
+LOST_NOTICE = ("遗失请及时挂失", "付款须输入6位密码，勿告诉他人")
 
 CJK_FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import jwt
@@ -59,19 +61,16 @@ def _forge(header: dict, claims: dict, sign) -> str:  # type: ignore[no-untyped-
     return signing_input + "." + _b64(sign(signing_input.encode()))
 
 
-def _expect(exc: type[DomainError], code: str, reason: str | None = None):  # type: ignore[no-untyped-def]
-    class _Ctx:
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, typ, value, tb) -> bool:  # type: ignore[no-untyped-def]
-            assert isinstance(value, exc), f"expected {exc.__name__}, got {value!r}"
-            assert value.code == code
-            if reason is not None:
-                assert value.details.get("reason") == reason
-            return True
-
-    return _Ctx()
+@contextmanager
+def _expect(
+    exc: type[DomainError], code: str, reason: str | None = None
+) -> Iterator[pytest.ExceptionInfo[DomainError]]:
+    """pytest.raises, then check the error code (and the invalid_code reason)."""
+    with pytest.raises(exc) as info:
+        yield info
+    assert info.value.code == code
+    if reason is not None:
+        assert info.value.details.get("reason") == reason
 
 
 # ------------------------------------------------------------------ signing
@@ -227,9 +226,7 @@ def test_a_foreign_key_under_our_kid_is_a_bad_signature(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     kid, _ = keys.signing_key(session, NOW)
-    code = jwt.encode(
-        _valid_claims(household), Ed25519PrivateKey.generate(), "EdDSA", {"kid": kid}
-    )
+    code = jwt.encode(_valid_claims(household), Ed25519PrivateKey.generate(), "EdDSA", {"kid": kid})
     with _expect(Unprocessable, "invalid_code", "signature"):
         verify_code(session, code, now=NOW)
 
@@ -359,9 +356,7 @@ def test_rotation_overlap_for_dynamic_codes(session: Session, household: CreditS
     assert later == {new.kid}
 
 
-def test_rotation_can_prepublish_the_next_key(
-    session: Session, household: CreditSubject
-) -> None:
+def test_rotation_can_prepublish_the_next_key(session: Session, household: CreditSubject) -> None:
     first_kid, _ = keys.signing_key(session, NOW)
     new = keys.rotate_key(session, now=NOW, activate_in=600)
     # Published at once, signing only from the switch.
@@ -503,9 +498,7 @@ def test_serials_are_short_readable_and_checked() -> None:
     assert serial[0] == serial[1] or normalise_serial(swapped) is None
 
 
-def test_card_code_is_static_and_names_the_card(
-    session: Session, household: CreditSubject
-) -> None:
+def test_card_code_is_static_and_names_the_card(session: Session, household: CreditSubject) -> None:
     card = issue_card(session, household, now=NOW)
     code = card_code(session, card)
     assert card_code(session, card) == code
@@ -543,17 +536,14 @@ def test_the_database_allows_one_active_card_per_household(
     from sqlalchemy.exc import IntegrityError
 
     card = issue_card(session, household, now=NOW)
-    with pytest.raises(IntegrityError), session.begin_nested():
-        session.add(
-            IntegrityCard(
-                serial=new_serial(),
-                subject_id=household.id,
-                kid=card.kid,
-                status="active",
-                issued_at=NOW,
-            )
-        )
+    second = IntegrityCard(
+        serial=new_serial(), subject_id=household.id, kid=card.kid, status="active", issued_at=NOW
+    )
+    nested = session.begin_nested()
+    session.add(second)
+    with pytest.raises(IntegrityError):
         session.flush()
+    nested.rollback()
 
 
 def test_report_lost_revokes_at_once(session: Session, household: CreditSubject) -> None:
@@ -594,11 +584,10 @@ def test_pin_required_invalid_and_reset_by_the_right_pin(
     with _expect(PinRejected, "pin_invalid"):
         check_card_pin(session, household, "000111", now=NOW)
     assert household.pin_failed_count == 1
-    try:
+    with _expect(PinRejected, "pin_invalid") as info:
         check_card_pin(session, household, "000112", now=NOW)
-    except PinRejected as exc:
-        assert exc.status == 403
-        assert exc.details == {"attempts_left": 3}
+    assert info.value.status == 403
+    assert info.value.details == {"attempts_left": 3}
     assert household.pin_failed_count == 2
     check_card_pin(session, household, PIN, now=NOW)
     assert household.pin_failed_count == 0
@@ -624,12 +613,16 @@ def test_failed_count_survives_the_rollback_when_the_caller_commits_first(
     session: Session, household: CreditSubject
 ) -> None:
     """The documented pattern: commit on PinRejected, then let it propagate."""
-    with pytest.raises(PinRejected):
+
+    def pay_with_card() -> None:
         try:
             check_card_pin(session, household, "000111", now=NOW)
         except PinRejected:
             session.commit()
             raise
+
+    with pytest.raises(PinRejected):
+        pay_with_card()
     session.rollback()
     session.expire_all()
     assert session.get(CreditSubject, household.id).pin_failed_count == 1  # type: ignore[union-attr]
