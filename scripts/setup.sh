@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ]; then
 fi
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-wqy-microhei >/dev/null) \
       || echo "warning: could not install chromium; browser tests will be skipped" >&2
   else
     echo "warning: /usr/bin/chromium missing and not root; browser tests will be skipped" >&2
