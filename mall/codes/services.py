@@ -348,6 +348,8 @@ def check_card_pin(
     (the fifth answers pin_locked); the right PIN resets the count."""
     now = now or utcnow()
     # Lock the row so concurrent wrong tries are all counted (SQLite serialises writers).
+    # Flush first: the refresh reloads the row and would drop unflushed changes.
+    session.flush()
     session.refresh(subject, with_for_update=True)
     locked = _locked_until(subject, now)
     if locked is not None:
