@@ -56,6 +56,9 @@ def _register_blueprints(app: Flask) -> None:
     from mall.codes.views import blp as codes_blp
 
     api.register_blueprint(codes_blp)
+    from pos_adapter.views import blp as pos_blp
+
+    api.register_blueprint(pos_blp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -2,17 +2,23 @@
 
 from mall.audit import models as audit_models
 from mall.auth import models as auth_models
+from mall.catalog import models as catalog_models
 from mall.codes import models as code_models
 from mall.partners import models as partner_models
+from mall.payments import models as payment_models
 from mall.regions import models as region_models
 from mall.subjects import models as subject_models
 from mall.users import models as user_models
+from pos_adapter import models as pos_models  # the POS nonce and idempotency stores
 
 __all__ = [
     "audit_models",
     "auth_models",
+    "catalog_models",
     "code_models",
     "partner_models",
+    "payment_models",
+    "pos_models",
     "region_models",
     "subject_models",
     "user_models",

@@ -1,0 +1,1 @@
+"""Payments at the till: integrity-money discounts and points goods, two-phase, refundable."""

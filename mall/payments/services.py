@@ -1,0 +1,572 @@
+"""Scan, quote, pay (one phase or two), capture, void and expire.
+
+Every move of money or points goes through the ledger (`mall.ledger`): a captured payment
+posts `integrity_spent` / `points_redeemed` entries, an authorisation places holds; their
+idempotency keys derive from the payment id, so a payment can never post twice. Services
+flush only; the caller commits once.
+
+Order inside a payment, chosen for correctness under concurrency (PostgreSQL):
+1. verify the code (no lock);
+2. spend the dynamic code (a primary key; concurrent spends of one code wait here and all
+   but one fail) or check the card PIN (locks the household row: card payments of one
+   household run one at a time);
+3. take catalogue stock (conditional UPDATE per goods row);
+4. lock the household's wallets and read what is available, then compute the discount;
+5. post through the ledger (which locks wallets and the partner payable in id order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mall.catalog.models import Goods
+from mall.catalog.services import goods_by_sku, restore_stock, take_stock
+from mall.clock import as_aware, business_date, utcnow
+from mall.codes.services import VerifiedCode, check_card_pin, consume_dynamic_code, verify_code
+from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.ledger.accounts import household_wallets, partner_payable
+from mall.ledger.holds import capture_hold, place_hold, void_hold
+from mall.ledger.models import CNY, HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, POINTS, Account
+from mall.ledger.posting import EntrySpec, Leg, Source, lock_accounts, post_entries, reverse_entry
+from mall.partners.models import Partner
+from mall.payments.models import Payment, PaymentItem
+from mall.payments.rates import (
+    discount_rate_bp,
+    effective_rank,
+    integrity_discount_fen,
+    level_label,
+)
+from mall.regions.models import Region
+from mall.subjects.models import CreditSubject
+
+AUTHORIZATION_TTL = timedelta(minutes=15)
+MAX_ITEMS = 50
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    sku: str
+    qty: int
+
+
+@dataclass
+class Line:
+    goods: Goods
+    qty: int
+
+    @property
+    def points(self) -> int:
+        return self.goods.points_price * self.qty
+
+    @property
+    def settlement_fen(self) -> int:
+        return self.goods.settlement_price_fen * self.qty
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sku": self.goods.sku,
+            "name": self.goods.name,
+            "qty": self.qty,
+            "points_price": self.goods.points_price,
+            "points": self.points,
+        }
+
+
+@dataclass
+class Quote:
+    subject: CreditSubject
+    discount_rate_bp: int
+    amount_fen: int
+    integrity_discount_fen: int
+    points_cost: int
+    settlement_fen: int
+    cash_due_fen: int
+    lines: list[Line] = field(default_factory=list)
+    integrity_available_fen: int = 0
+    points_available: int = 0
+
+
+def new_public_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(10)
+
+
+def actor_label(terminal_code: str | None, user_id: int | None) -> str:
+    if user_id is not None:
+        return f"cashier:{user_id}"
+    return f"terminal:{terminal_code}"
+
+
+# ---------------------------------------------------------------- reads
+
+
+def _wallet_accounts(session: Session, subject: CreditSubject) -> dict[str, Account]:
+    """The household's wallet accounts that exist (none are created by a read)."""
+    rows = session.scalars(
+        select(Account).where(
+            Account.township_id == subject.township_id,
+            Account.subject_id == subject.id,
+            Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
+        )
+    )
+    return {a.kind: a for a in rows}
+
+
+def available_balances(session: Session, subject: CreditSubject) -> tuple[int, int]:
+    """(integrity fen, points) available now: posted minus open holds."""
+    accounts = _wallet_accounts(session, subject)
+    integrity = accounts.get(HOUSEHOLD_INTEGRITY)
+    points = accounts.get(HOUSEHOLD_POINTS)
+    return (
+        integrity.posted_balance - integrity.held_balance if integrity else 0,
+        points.posted_balance - points.held_balance if points else 0,
+    )
+
+
+def holder_view(session: Session, subject: CreditSubject) -> dict[str, Any]:
+    village = session.get(Region, subject.village_id)
+    rank = effective_rank(subject)
+    level = (
+        {
+            "code": subject.level_code,
+            "label": level_label(subject.level_code, subject.level_rank),
+            "rank": rank,
+        }
+        if rank is not None
+        else None
+    )
+    return {
+        "ref": subject.ref,
+        "display_name": subject.name_masked,
+        "village": village.name if village else "",
+        "level": level,
+        "valid_until": subject.level_valid_until if level else None,
+        "status": subject.status,
+    }
+
+
+def scan(session: Session, partner: Partner, code: object) -> dict[str, Any]:
+    """Who holds this code, what they have and what they get here. No side effect."""
+    verified = verify_code(session, code)
+    subject = verified.subject
+    integrity, points = available_balances(session, subject)
+    return {
+        "holder": holder_view(session, subject),
+        "wallet": {"integrity_fen": integrity, "points": points},
+        "discount_rate_bp": discount_rate_bp(session, subject, partner),
+        "benefits": [],  # the benefit list (mall/benefits) is not built yet
+        "pin_required": verified.kind == "card",
+        "code_kind": verified.kind,
+        "code_expires_at": verified.expires_at,
+    }
+
+
+# ---------------------------------------------------------------- quoting
+
+
+def _lines(
+    session: Session, partner: Partner, subject: CreditSubject, items: list[ItemRequest]
+) -> list[Line]:
+    if not items:
+        return []
+    if len(items) > MAX_ITEMS:
+        raise ValidationFailed(details={"fields": {"items": [f"at most {MAX_ITEMS}"]}})
+    if not partner.accepts_points:
+        raise Forbidden("partner_not_eligible", details={"reason": "points"})
+    merged: dict[str, int] = {}
+    for item in items:
+        merged[item.sku] = merged.get(item.sku, 0) + item.qty
+    found = goods_by_sku(session, partner.id, list(merged))
+    missing = [sku for sku in merged if sku not in found or not found[sku].active]
+    if missing:
+        raise NotFound(details={"skus": missing})
+    rank = effective_rank(subject) or 0
+    lines = []
+    for sku, qty in merged.items():
+        goods = found[sku]
+        if goods.min_level_rank is not None and rank < goods.min_level_rank:
+            raise Forbidden(
+                "level_too_low", details={"sku": sku, "min_level_rank": goods.min_level_rank}
+            )
+        lines.append(Line(goods, qty))
+    return lines
+
+
+def _check_amount(amount_fen: int) -> None:
+    if type(amount_fen) is not int or not 0 <= amount_fen <= 100_000_000:
+        raise ValidationFailed(details={"fields": {"amount_fen": ["0 to 100000000 fen"]}})
+
+
+def _price(
+    session: Session,
+    partner: Partner,
+    subject: CreditSubject,
+    amount_fen: int,
+    lines: list[Line],
+    use_integrity: bool,
+    integrity_available: int,
+    points_available: int,
+) -> Quote:
+    rate = discount_rate_bp(session, subject, partner) if use_integrity else 0
+    discount = integrity_discount_fen(amount_fen, rate, integrity_available)
+    points_cost = sum(line.points for line in lines)
+    if points_cost > points_available:
+        raise Conflict(
+            "insufficient_points", details={"available": points_available, "required": points_cost}
+        )
+    return Quote(
+        subject=subject,
+        discount_rate_bp=rate,
+        amount_fen=amount_fen,
+        integrity_discount_fen=discount,
+        points_cost=points_cost,
+        settlement_fen=sum(line.settlement_fen for line in lines),
+        cash_due_fen=amount_fen - discount,
+        lines=lines,
+        integrity_available_fen=integrity_available,
+        points_available=points_available,
+    )
+
+
+def quote(
+    session: Session,
+    partner: Partner,
+    code: object,
+    amount_fen: int,
+    items: list[ItemRequest] | None = None,
+    use_integrity: bool = True,
+) -> Quote:
+    """What a payment would do now. No side effect."""
+    _check_amount(amount_fen)
+    verified = verify_code(session, code)
+    subject = verified.subject
+    lines = _lines(session, partner, subject, items or [])
+    for line in lines:
+        if line.goods.stock < line.qty:
+            raise Conflict("out_of_stock", details={"sku": line.goods.sku})
+    integrity, points = available_balances(session, subject)
+    return _price(session, partner, subject, amount_fen, lines, use_integrity, integrity, points)
+
+
+# ---------------------------------------------------------------- paying
+
+
+@dataclass(frozen=True)
+class PayRequest:
+    code: object
+    amount_fen: int
+    items: list[ItemRequest] = field(default_factory=list)
+    use_integrity: bool = True
+    capture: bool = True
+    pin: str | None = None
+    external_ref: str | None = None
+
+
+def _spend_code(session: Session, verified: VerifiedCode, pin: str | None) -> None:
+    if verified.kind == "dynamic":
+        assert verified.expires_at is not None
+        consume_dynamic_code(session, verified.jti, verified.expires_at)
+    else:
+        # PinRejected must be committed by the caller (the failure count): see mall.codes.
+        check_card_pin(session, verified.subject, pin)
+
+
+def create_payment(
+    session: Session,
+    partner: Partner,
+    req: PayRequest,
+    *,
+    terminal_id: int | None = None,
+    terminal_code: str | None = None,
+    cashier_user_id: int | None = None,
+) -> Payment:
+    """Commit a sale: spend the code, take stock, post or hold integrity money and points."""
+    _check_amount(req.amount_fen)
+    if not partner.active:
+        raise Forbidden("partner_not_eligible", details={"reason": "partner_inactive"})
+    verified = verify_code(session, req.code)
+    subject = verified.subject
+    _spend_code(session, verified, req.pin)
+    lines = _lines(session, partner, subject, req.items)
+    for line in lines:
+        take_stock(session, line.goods.id, line.qty)
+    wallets = household_wallets(session, subject)
+    locked = lock_accounts(session, subject.township_id, [wallets.integrity.id, wallets.points.id])
+    integrity_state, points_state = locked[wallets.integrity.id], locked[wallets.points.id]
+    q = _price(
+        session,
+        partner,
+        subject,
+        req.amount_fen,
+        lines,
+        req.use_integrity,
+        integrity_state.posted - integrity_state.held,
+        points_state.posted - points_state.held,
+    )
+    now = utcnow()
+    payment = Payment(
+        public_id=new_public_id("pay_"),
+        partner_id=partner.id,
+        terminal_id=terminal_id,
+        cashier_user_id=cashier_user_id,
+        township_id=subject.township_id,
+        subject_id=subject.id,
+        origin="online",
+        code_kind=verified.kind,
+        status="completed" if req.capture else "authorized",
+        amount_fen=q.amount_fen,
+        discount_rate_bp=q.discount_rate_bp,
+        integrity_discount_fen=q.integrity_discount_fen,
+        points_cost=q.points_cost,
+        points_settlement_fen=q.settlement_fen,
+        cash_due_fen=q.cash_due_fen,
+        external_ref=req.external_ref,
+        business_date=business_date(now),
+        created_at=now,
+        captured_at=now if req.capture else None,
+        expires_at=None if req.capture else now + AUTHORIZATION_TTL,
+        items=[
+            PaymentItem(
+                goods_id=line.goods.id,
+                sku=line.goods.sku,
+                name=line.goods.name,
+                qty=line.qty,
+                points_price=line.goods.points_price,
+                settlement_price_fen=line.goods.settlement_price_fen,
+            )
+            for line in lines
+        ],
+    )
+    session.add(payment)
+    session.flush()
+    actor = actor_label(terminal_code, cashier_user_id)
+    source = Source("payment", payment.public_id)
+    t = subject.township_id
+    if req.capture:
+        specs = []
+        if q.integrity_discount_fen:
+            payable = partner_payable(session, t, partner.id, CNY)
+            specs.append(
+                EntrySpec(
+                    township_id=t,
+                    kind="integrity_spent",
+                    legs=[
+                        Leg(wallets.integrity.id, -q.integrity_discount_fen),
+                        Leg(payable.id, q.integrity_discount_fen),
+                    ],
+                    actor=actor,
+                    reason=f"{partner.name} 诚信金抵扣",
+                    source=source,
+                    idempotency_key=f"pay:{payment.id}:integrity",
+                    business_date=payment.business_date,
+                )
+            )
+        if q.points_cost:
+            payable_pts = partner_payable(session, t, partner.id, POINTS)
+            specs.append(
+                EntrySpec(
+                    township_id=t,
+                    kind="points_redeemed",
+                    legs=[
+                        Leg(wallets.points.id, -q.points_cost),
+                        Leg(payable_pts.id, q.points_cost),
+                    ],
+                    actor=actor,
+                    reason=f"{partner.name} 积分兑换",
+                    source=source,
+                    idempotency_key=f"pay:{payment.id}:points",
+                    business_date=payment.business_date,
+                )
+            )
+        posted = post_entries(session, specs) if specs else []
+        for spec, entry in zip(specs, posted, strict=True):
+            if spec.kind == "integrity_spent":
+                payment.integrity_entry_id = entry.entry_id
+            else:
+                payment.points_entry_id = entry.entry_id
+    else:
+        assert payment.expires_at is not None
+        if q.integrity_discount_fen:
+            hold = place_hold(
+                session,
+                account=wallets.integrity,
+                counter_account=partner_payable(session, t, partner.id, CNY),
+                amount=q.integrity_discount_fen,
+                actor=actor,
+                reason=f"{partner.name} 诚信金预授权",
+                source=source,
+                expires_at=payment.expires_at,
+                idempotency_key=f"pay:{payment.id}:hold:integrity",
+            )
+            payment.integrity_hold_id = hold.id
+        if q.points_cost:
+            hold = place_hold(
+                session,
+                account=wallets.points,
+                counter_account=partner_payable(session, t, partner.id, POINTS),
+                amount=q.points_cost,
+                actor=actor,
+                reason=f"{partner.name} 积分预授权",
+                source=source,
+                expires_at=payment.expires_at,
+                idempotency_key=f"pay:{payment.id}:hold:points",
+            )
+            payment.points_hold_id = hold.id
+    session.flush()
+    return payment
+
+
+def get_payment(session: Session, partner_id: int, public_id: str) -> Payment:
+    """The partner's payment; another partner's answers not_found (existence not disclosed)."""
+    payment = session.scalar(select(Payment).where(Payment.public_id == public_id))
+    if payment is None or payment.partner_id != partner_id:
+        raise NotFound()
+    return payment
+
+
+def _lock_payment(session: Session, payment: Payment) -> Payment:
+    session.refresh(payment, with_for_update=True)
+    return payment
+
+
+def capture_payment(
+    session: Session, payment: Payment, amount_fen: int | None = None, *, actor: str
+) -> Payment:
+    """Complete an authorised payment, optionally for a smaller sale amount."""
+    _lock_payment(session, payment)
+    if payment.status != "authorized":
+        raise Conflict("invalid_state", details={"status": payment.status})
+    now = utcnow()
+    if payment.expires_at is not None and as_aware(payment.expires_at) <= now:
+        raise Conflict("invalid_state", details={"status": "expired"})
+    if amount_fen is not None:
+        _check_amount(amount_fen)
+        if amount_fen > payment.amount_fen:
+            raise ValidationFailed(
+                details={"fields": {"amount_fen": [f"at most {payment.amount_fen}"]}}
+            )
+        payment.amount_fen = amount_fen
+    discount = min(
+        payment.amount_fen * payment.discount_rate_bp // 10000, payment.integrity_discount_fen
+    )
+    bdate = business_date(now)
+    t = payment.township_id
+    if payment.integrity_hold_id is not None:
+        if discount > 0:
+            entry = capture_hold(
+                session,
+                township_id=t,
+                hold_id=payment.integrity_hold_id,
+                actor=actor,
+                amount=discount,
+                idempotency_key=f"pay:{payment.id}:integrity",
+                business_date=bdate,
+            )
+            payment.integrity_entry_id = entry.entry_id
+        else:
+            void_hold(session, township_id=t, hold_id=payment.integrity_hold_id, actor=actor)
+    if payment.points_hold_id is not None:
+        entry = capture_hold(
+            session,
+            township_id=t,
+            hold_id=payment.points_hold_id,
+            actor=actor,
+            idempotency_key=f"pay:{payment.id}:points",
+            business_date=bdate,
+        )
+        payment.points_entry_id = entry.entry_id
+    payment.integrity_discount_fen = discount
+    payment.cash_due_fen = payment.amount_fen - discount
+    payment.status = "completed"
+    payment.captured_at = now
+    payment.business_date = bdate
+    session.flush()
+    return payment
+
+
+def _restore_items(session: Session, payment: Payment) -> None:
+    for item in payment.items:
+        restore_stock(session, item.goods_id, item.qty - item.refunded_qty)
+
+
+def business_date_settled(session: Session, partner_id: int, day: object) -> bool:
+    """Whether the partner's statement of `day` is closed. Always False until the
+    settlement issue adds closing; voids of completed payments check it."""
+    return False
+
+
+def void_payment(session: Session, payment: Payment, *, actor: str) -> Payment:
+    """Undo an authorised payment, or a completed one whose day is not settled and which
+    has no refunds; restores integrity money, points and stock."""
+    _lock_payment(session, payment)
+    t = payment.township_id
+    if payment.status == "authorized":
+        for hold_id in (payment.integrity_hold_id, payment.points_hold_id):
+            if hold_id is not None:
+                void_hold(session, township_id=t, hold_id=hold_id, actor=actor)
+    elif payment.status == "completed":
+        if payment.origin != "online" or payment.refunds:
+            raise Conflict("invalid_state", details={"status": payment.status})
+        if business_date_settled(session, payment.partner_id, payment.business_date):
+            raise Conflict("invalid_state", details={"reason": "settled"})
+        for entry_id, what in (
+            (payment.integrity_entry_id, "integrity"),
+            (payment.points_entry_id, "points"),
+        ):
+            if entry_id is not None:
+                reverse_entry(
+                    session,
+                    township_id=t,
+                    entry_id=entry_id,
+                    actor=actor,
+                    reason="撤销交易",
+                    idempotency_key=f"pay:{payment.id}:void:{what}",
+                )
+    else:
+        raise Conflict("invalid_state", details={"status": payment.status})
+    _restore_items(session, payment)
+    payment.status = "voided"
+    payment.voided_at = utcnow()
+    session.flush()
+    return payment
+
+
+def expire_authorizations(session: Session, now: datetime | None = None, limit: int = 500) -> int:
+    """Expire authorisations not captured within 15 minutes: release their holds and stock.
+    Returns how many. Run by the jobs command (and safe beside the ledger's hold expiry)."""
+    now = now or utcnow()
+    due = list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.status == "authorized", Payment.expires_at <= now)
+            .order_by(Payment.id)
+            .limit(limit)
+        )
+    )
+    count = 0
+    for payment in due:
+        _lock_payment(session, payment)
+        if payment.status != "authorized":
+            continue
+        for hold_id in (payment.integrity_hold_id, payment.points_hold_id):
+            if hold_id is not None:
+                # Conflict: the ledger's own hold expiry got there first (released already).
+                with contextlib.suppress(Conflict):
+                    void_hold(
+                        session,
+                        township_id=payment.township_id,
+                        hold_id=hold_id,
+                        actor="system:authorization-expiry",
+                    )
+        _restore_items(session, payment)
+        payment.status = "expired"
+        payment.voided_at = now
+        count += 1
+    session.flush()
+    return count

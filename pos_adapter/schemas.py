@@ -1,0 +1,232 @@
+"""Request and response schemas of the POS API v1 (they make the OpenAPI description)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from mall.api_common import BaseSchema
+
+MAX_FEN = 100_000_000
+Fen = fields.Integer
+
+
+class ItemIn(BaseSchema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    qty = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=999))
+
+
+class CodeIn(BaseSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class QuoteIn(CodeIn):
+    amount_fen = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+    items = fields.List(fields.Nested(ItemIn), load_default=list, validate=validate.Length(max=50))
+    use_integrity = fields.Boolean(load_default=True)
+
+
+class PaymentIn(QuoteIn):
+    capture = fields.Boolean(load_default=True)
+    pin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
+    external_ref = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=64)
+    )
+
+
+class CaptureIn(BaseSchema):
+    amount_fen = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+
+
+class RefundIn(BaseSchema):
+    amount_fen = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+    items = fields.List(fields.Nested(ItemIn), load_default=None, allow_none=True)
+
+
+class ListArgs(BaseSchema):
+    business_date = fields.Date(required=True)
+    cursor = fields.String(load_default=None, validate=validate.Length(max=40))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class StatementArgs(BaseSchema):
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+
+
+class OfflineRecordIn(BaseSchema):
+    local_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    captured_at = fields.AwareDateTime(required=True)
+    amount_fen = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+    integrity_discount_fen = fields.Integer(
+        strict=True, required=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+
+
+class OfflineBatchIn(BaseSchema):
+    batch_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    records = fields.List(
+        fields.Nested(OfflineRecordIn), required=True, validate=validate.Length(min=1, max=500)
+    )
+
+
+# ---------------------------------------------------------------- responses
+
+
+class LevelOut(BaseSchema):
+    code = fields.String()
+    label = fields.String()
+    rank = fields.Integer()
+
+
+class HolderOut(BaseSchema):
+    ref = fields.String()
+    display_name = fields.String(metadata={"description": "masked, e.g. 张*华"})
+    village = fields.String()
+    level = fields.Nested(LevelOut, allow_none=True)
+    valid_until = fields.Date(allow_none=True)
+    status = fields.String()
+
+
+class WalletOut(BaseSchema):
+    integrity_fen = fields.Integer()
+    points = fields.Integer()
+
+
+class ScanOut(BaseSchema):
+    holder = fields.Nested(HolderOut)
+    wallet = fields.Nested(WalletOut)
+    discount_rate_bp = fields.Integer()
+    benefits = fields.List(fields.Dict())
+    pin_required = fields.Boolean()
+    code_kind = fields.String(metadata={"description": "dynamic or card"})
+    code_expires_at = fields.DateTime(allow_none=True)
+
+
+class LineOut(BaseSchema):
+    sku = fields.String()
+    name = fields.String()
+    qty = fields.Integer()
+    points_price = fields.Integer()
+    points = fields.Integer()
+
+
+class QuoteOut(BaseSchema):
+    amount_fen = fields.Integer()
+    discount_rate_bp = fields.Integer()
+    integrity_discount_fen = fields.Integer()
+    points_cost = fields.Integer()
+    cash_due_fen = fields.Integer()
+    lines = fields.List(fields.Nested(LineOut))
+    wallet = fields.Nested(WalletOut)
+
+
+class PaymentItemOut(BaseSchema):
+    sku = fields.String()
+    name = fields.String()
+    qty = fields.Integer()
+    points_price = fields.Integer()
+    refunded_qty = fields.Integer()
+
+
+class RefundOut(BaseSchema):
+    refund_id = fields.String()
+    amount_fen = fields.Integer()
+    integrity_fen = fields.Integer()
+    points = fields.Integer()
+    items = fields.List(fields.Dict())
+    business_date = fields.Date()
+    created_at = fields.DateTime()
+
+
+class PaymentOut(BaseSchema):
+    payment_id = fields.String()
+    status = fields.String()
+    origin = fields.String()
+    code_kind = fields.String()
+    amount_fen = fields.Integer()
+    discount_rate_bp = fields.Integer()
+    integrity_discount_fen = fields.Integer()
+    offline_shortfall_fen = fields.Integer()
+    points_cost = fields.Integer()
+    points_settlement_fen = fields.Integer()
+    cash_due_fen = fields.Integer()
+    refunded_amount_fen = fields.Integer()
+    refunded_integrity_fen = fields.Integer()
+    refunded_points = fields.Integer()
+    needs_review = fields.Boolean()
+    external_ref = fields.String(allow_none=True)
+    holder_ref = fields.String()
+    business_date = fields.Date()
+    created_at = fields.DateTime()
+    captured_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+    voided_at = fields.DateTime(allow_none=True)
+    items = fields.List(fields.Nested(PaymentItemOut))
+    refunds = fields.List(fields.Nested(RefundOut))
+    balances_after = fields.Nested(WalletOut, allow_none=True)
+
+
+class RefundResultOut(RefundOut):
+    payment = fields.Nested(PaymentOut)
+
+
+class PaymentPage(BaseSchema):
+    items = fields.List(fields.Nested(PaymentOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class StatementOut(BaseSchema):
+    partner_id = fields.Integer()
+    business_date = fields.Date()
+    closed = fields.Boolean()
+    payments_count = fields.Integer()
+    sales_amount_fen = fields.Integer()
+    integrity_discount_fen = fields.Integer()
+    offline_shortfall_fen = fields.Integer()
+    points_redeemed = fields.Integer()
+    points_settlement_fen = fields.Integer()
+    cash_due_fen = fields.Integer()
+    voided_count = fields.Integer()
+    needs_review_count = fields.Integer()
+    refunds_count = fields.Integer()
+    refunded_amount_fen = fields.Integer()
+    refunded_integrity_fen = fields.Integer()
+    refunded_points = fields.Integer()
+    refunded_settlement_fen = fields.Integer()
+    net_payable_fen = fields.Integer()
+
+
+class CatalogItemOut(BaseSchema):
+    sku = fields.String()
+    name = fields.String()
+    points_price = fields.Integer()
+    stock = fields.Integer()
+    min_level = fields.Integer(allow_none=True, metadata={"description": "minimum level rank"})
+
+
+class CatalogOut(BaseSchema):
+    items = fields.List(fields.Nested(CatalogItemOut))
+
+
+class OfflineResultOut(BaseSchema):
+    local_id = fields.String()
+    status = fields.String(metadata={"description": "applied, applied_short or rejected"})
+    payment_id = fields.String()
+    integrity_discount_fen = fields.Integer()
+    shortfall_fen = fields.Integer()
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+
+
+class OfflineBatchOut(BaseSchema):
+    batch_id = fields.String()
+    results = fields.List(fields.Nested(OfflineResultOut))

@@ -1,0 +1,379 @@
+"""The POS API v1 endpoints (`/pos/v1/...`), thin over `mall.payments` and `mall.catalog`.
+
+Every endpoint but `/pos/v1/keys` (mall.codes) is signed by the terminal; every state-changing
+POST runs under an Idempotency-Key. Views parse, call one service, serialise; the
+idempotency wrapper commits the work together with its stored response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Response, g, request
+from flask_smorest import Blueprint
+
+from mall.catalog.services import list_goods
+from mall.errors import ValidationFailed
+from mall.extensions import api, db
+from mall.partners.models import Partner, Terminal
+from mall.payments import offline, refunds, services, statements
+from mall.payments.models import Payment
+from mall.subjects.models import CreditSubject
+from pos_adapter import idempotency, schemas
+from pos_adapter.auth import authenticate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+blp = Blueprint(
+    "pos",
+    __name__,
+    url_prefix="/pos/v1",
+    description=(
+        "Partner terminal API v1. Every request is signed (X-Terminal-Id, X-Timestamp, "
+        "X-Nonce, X-Signature: HMAC-SHA256); state-changing POSTs need Idempotency-Key. "
+        "See docs/pos-api.md."
+    ),
+)
+
+SIGNED: list[dict[str, list[str]]] = [{"posSignature": []}]
+
+
+@blp.record_once
+def _declare_signature_scheme(_state: Any) -> None:
+    schemes = api.spec.components.security_schemes
+    if "posSignature" not in schemes:
+        api.spec.components.security_scheme(
+            "posSignature",
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Signature",
+                "description": "HMAC-SHA256 over METHOD, PATH, X-Timestamp, X-Nonce and the "
+                "body's SHA-256, with X-Terminal-Id naming the terminal (docs/pos-api.md)",
+            },
+        )
+
+
+def terminal_request(idempotent: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Authenticate the terminal (sets g.terminal, g.partner); optionally run idempotently."""
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            session = db.session()
+            auth = authenticate(session, request)
+            g.terminal, g.partner = auth.terminal, auth.partner
+            if not idempotent:
+                return view(*args, **kwargs)
+            resp = idempotency.run(
+                session, request, auth.terminal.id, lambda: view(*args, **kwargs)
+            )
+            return resp  # type: ignore[return-value]
+
+        return wrapper
+
+    return decorator
+
+
+def _terminal() -> Terminal:
+    terminal: Terminal = g.terminal
+    return terminal
+
+
+def _partner() -> Partner:
+    partner: Partner = g.partner
+    return partner
+
+
+def _actor() -> str:
+    return f"terminal:{_terminal().terminal_id}"
+
+
+def _items(raw: list[dict[str, Any]] | None) -> list[services.ItemRequest]:
+    return [services.ItemRequest(i["sku"], i["qty"]) for i in raw or []]
+
+
+def payment_dict(payment: Payment, *, with_balances: bool = False) -> dict[str, Any]:
+    session = db.session()
+    subject = session.get(CreditSubject, payment.subject_id)
+    assert subject is not None
+    body: dict[str, Any] = {
+        "payment_id": payment.public_id,
+        "status": payment.status,
+        "origin": payment.origin,
+        "code_kind": payment.code_kind,
+        "amount_fen": payment.amount_fen,
+        "discount_rate_bp": payment.discount_rate_bp,
+        "integrity_discount_fen": payment.integrity_discount_fen,
+        "offline_shortfall_fen": payment.offline_shortfall_fen,
+        "points_cost": payment.points_cost,
+        "points_settlement_fen": payment.points_settlement_fen,
+        "cash_due_fen": payment.cash_due_fen,
+        "refunded_amount_fen": payment.refunded_amount_fen,
+        "refunded_integrity_fen": payment.refunded_integrity_fen,
+        "refunded_points": payment.refunded_points,
+        "needs_review": payment.needs_review,
+        "external_ref": payment.external_ref,
+        "holder_ref": subject.ref,
+        "business_date": payment.business_date,
+        "created_at": payment.created_at,
+        "captured_at": payment.captured_at,
+        "expires_at": payment.expires_at,
+        "voided_at": payment.voided_at,
+        "items": [
+            {
+                "sku": i.sku,
+                "name": i.name,
+                "qty": i.qty,
+                "points_price": i.points_price,
+                "refunded_qty": i.refunded_qty,
+            }
+            for i in payment.items
+        ],
+        "refunds": [refund_dict(r) for r in payment.refunds],
+    }
+    if with_balances:
+        integrity, points = services.available_balances(session, subject)
+        body["balances_after"] = {"integrity_fen": integrity, "points": points}
+    return body
+
+
+def refund_dict(refund: Any) -> dict[str, Any]:
+    return {
+        "refund_id": refund.public_id,
+        "amount_fen": refund.amount_fen,
+        "integrity_fen": refund.integrity_fen,
+        "points": refund.points,
+        "items": refund.items,
+        "business_date": refund.business_date,
+        "created_at": refund.created_at,
+    }
+
+
+@blp.post("/scan")
+@terminal_request()
+@blp.arguments(schemas.CodeIn)
+@blp.response(200, schemas.ScanOut)
+@blp.doc(security=SIGNED)
+def scan(data: dict[str, Any]) -> dict[str, Any]:
+    """Who holds this code: holder, wallet, discount rate here, benefits. No side effect."""
+    return services.scan(db.session(), _partner(), data["code"])
+
+
+@blp.post("/quote")
+@terminal_request()
+@blp.arguments(schemas.QuoteIn)
+@blp.response(200, schemas.QuoteOut)
+@blp.doc(security=SIGNED)
+def quote(data: dict[str, Any]) -> dict[str, Any]:
+    """What a payment would do now. No side effect."""
+    q = services.quote(
+        db.session(),
+        _partner(),
+        data["code"],
+        data["amount_fen"],
+        _items(data["items"]),
+        data["use_integrity"],
+    )
+    return {
+        "amount_fen": q.amount_fen,
+        "discount_rate_bp": q.discount_rate_bp,
+        "integrity_discount_fen": q.integrity_discount_fen,
+        "points_cost": q.points_cost,
+        "cash_due_fen": q.cash_due_fen,
+        "lines": [line.as_dict() for line in q.lines],
+        "wallet": {"integrity_fen": q.integrity_available_fen, "points": q.points_available},
+    }
+
+
+@blp.post("/payments")
+@terminal_request(idempotent=True)
+@blp.arguments(schemas.PaymentIn)
+@blp.response(201, schemas.PaymentOut)
+@blp.doc(security=SIGNED)
+def create_payment(data: dict[str, Any]) -> dict[str, Any]:
+    """Commit a sale: `capture` false only authorises (holds) for up to 15 minutes."""
+    payment = services.create_payment(
+        db.session(),
+        _partner(),
+        services.PayRequest(
+            code=data["code"],
+            amount_fen=data["amount_fen"],
+            items=_items(data["items"]),
+            use_integrity=data["use_integrity"],
+            capture=data["capture"],
+            pin=data["pin"],
+            external_ref=data["external_ref"],
+        ),
+        terminal_id=_terminal().id,
+        terminal_code=_terminal().terminal_id,
+    )
+    return payment_dict(payment, with_balances=True)
+
+
+def _cursor_id(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("p"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed(details={"fields": {"cursor": ["invalid cursor"]}}) from None
+
+
+def _encode_cursor(payment_id: int | None) -> str | None:
+    if payment_id is None:
+        return None
+    return base64.urlsafe_b64encode(f"p{payment_id}".encode()).decode().rstrip("=")
+
+
+@blp.get("/payments")
+@terminal_request()
+@blp.arguments(schemas.ListArgs, location="query")
+@blp.response(200, schemas.PaymentPage)
+@blp.doc(security=SIGNED)
+def list_payments(args: dict[str, Any]) -> dict[str, Any]:
+    """This partner's payments of a business day, oldest first, keyset-paginated."""
+    rows, next_id = statements.list_payments(
+        db.session(),
+        _partner().id,
+        args["business_date"],
+        after_id=_cursor_id(args["cursor"]),
+        limit=args["limit"],
+    )
+    return {"items": [payment_dict(p) for p in rows], "next_cursor": _encode_cursor(next_id)}
+
+
+@blp.get("/payments/<string:payment_id>")
+@terminal_request()
+@blp.response(200, schemas.PaymentOut)
+@blp.doc(security=SIGNED)
+def get_payment(payment_id: str) -> dict[str, Any]:
+    """The payment with its refunds (this partner's only)."""
+    return payment_dict(services.get_payment(db.session(), _partner().id, payment_id[:40]))
+
+
+@blp.post("/payments/<string:payment_id>/capture")
+@terminal_request(idempotent=True)
+@blp.arguments(schemas.CaptureIn)
+@blp.response(200, schemas.PaymentOut)
+@blp.doc(security=SIGNED)
+def capture(data: dict[str, Any], payment_id: str) -> dict[str, Any]:
+    """Complete an authorised payment, optionally for a smaller amount."""
+    session = db.session()
+    payment = services.get_payment(session, _partner().id, payment_id[:40])
+    services.capture_payment(session, payment, data["amount_fen"], actor=_actor())
+    return payment_dict(payment, with_balances=True)
+
+
+@blp.post("/payments/<string:payment_id>/void")
+@terminal_request(idempotent=True)
+@blp.response(200, schemas.PaymentOut)
+@blp.doc(security=SIGNED)
+def void(payment_id: str) -> dict[str, Any]:
+    """Undo an authorised payment, or a completed one of a day not yet settled."""
+    session = db.session()
+    payment = services.get_payment(session, _partner().id, payment_id[:40])
+    services.void_payment(session, payment, actor=_actor())
+    return payment_dict(payment, with_balances=True)
+
+
+@blp.post("/payments/<string:payment_id>/refunds")
+@terminal_request(idempotent=True)
+@blp.arguments(schemas.RefundIn)
+@blp.response(201, schemas.RefundResultOut)
+@blp.doc(security=SIGNED)
+def refund(data: dict[str, Any], payment_id: str) -> dict[str, Any]:
+    """Refund part or all: integrity money in proportion, items' points and stock back."""
+    session = db.session()
+    payment = services.get_payment(session, _partner().id, payment_id[:40])
+    result = refunds.refund_payment(
+        session,
+        payment,
+        amount_fen=data["amount_fen"],
+        items=[refunds.RefundItem(i["sku"], i["qty"]) for i in data["items"] or []],
+        actor=_actor(),
+    )
+    return {**refund_dict(result), "payment": payment_dict(payment, with_balances=True)}
+
+
+@blp.get("/statements/<string:business_date>")
+@terminal_request()
+@blp.arguments(schemas.StatementArgs, location="query")
+@blp.response(200, schemas.StatementOut, description="JSON, or CSV with ?format=csv")
+@blp.doc(security=SIGNED)
+def statement(args: dict[str, Any], business_date: str) -> Any:
+    """The partner's daily statement: counts, totals, net payable, and whether it is closed."""
+    try:
+        day = date.fromisoformat(business_date[:10]) if len(business_date) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise ValidationFailed(details={"fields": {"business_date": ["YYYY-MM-DD"]}})
+    body = statements.daily_statement(db.session(), _partner().id, day)
+    if args["format"] == "csv":
+        resp = Response(statements.statement_csv(body), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = (
+            f'attachment; filename="statement-{_partner().id}-{day.isoformat()}.csv"'
+        )
+        return resp
+    return body
+
+
+@blp.get("/catalog")
+@terminal_request()
+@blp.response(200, schemas.CatalogOut)
+@blp.doc(security=SIGNED)
+def catalog() -> dict[str, Any]:
+    """Goods redeemable for points at this partner."""
+    partner = _partner()
+    goods = list_goods(db.session(), partner.id, active_only=True) if partner.accepts_points else []
+    return {
+        "items": [
+            {
+                "sku": item.sku,
+                "name": item.name,
+                "points_price": item.points_price,
+                "stock": item.stock,
+                "min_level": item.min_level_rank,
+            }
+            for item in goods
+        ]
+    }
+
+
+@blp.post("/offline-batches")
+@terminal_request(idempotent=True)
+@blp.arguments(schemas.OfflineBatchIn)
+@blp.response(200, schemas.OfflineBatchOut)
+@blp.doc(security=SIGNED)
+def offline_batch(data: dict[str, Any]) -> dict[str, Any]:
+    """Store-and-forward upload: each record applied exactly once, answered one by one."""
+    results = offline.apply_batch(
+        db.session(),
+        _terminal(),
+        _partner(),
+        data["batch_id"],
+        [
+            offline.OfflineSale(
+                local_id=r["local_id"],
+                code=r["code"],
+                captured_at=r["captured_at"],
+                amount_fen=r["amount_fen"],
+                integrity_discount_fen=r["integrity_discount_fen"],
+            )
+            for r in data["records"]
+        ],
+    )
+    return {"batch_id": data["batch_id"], "results": results}
+
+
+__all__ = ["blp"]
