@@ -67,6 +67,17 @@ class Config:
         self.OPENAPI_SWAGGER_UI_URL = e.get(
             "SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
         )
+        # Credit codes (mall/codes/policy.py holds the defaults and the accessors).
+        for name in (
+            "CODE_LIFETIME_SECONDS",
+            "CODE_ALLOWED_SKEW_SECONDS",
+            "OFFLINE_FLOOR_LIMIT_FEN",
+            "CODE_KEY_CACHE_SECONDS",
+        ):
+            if e.get(name):
+                setattr(self, name, int(e[name]))
+        if e.get("CARD_FONT_PATH"):
+            self.CARD_FONT_PATH = e["CARD_FONT_PATH"]
         self.TESTING = False
 
     def check_production(self) -> None:

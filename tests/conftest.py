@@ -125,3 +125,7 @@ def committed(app: Flask) -> Iterator[Flask]:
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
             else:
                 pytest.fail("committed fixture is for PostgreSQL tests (mark postgres_only)")
+
+
+# The real-gunicorn fixture, shared by the end-to-end, fuzz and browser tests.
+from tests.live import LiveServer, live_server  # noqa: E402, F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.conftest import LiveServer
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
