@@ -6,8 +6,11 @@ from mall.catalog import models as catalog_models
 from mall.codes import models as code_models
 from mall.partners import models as partner_models
 from mall.payments import models as payment_models
+from mall.points import models as points_models
+from mall.ratings import models as rating_models
 from mall.regions import models as region_models
 from mall.subjects import models as subject_models
+from mall.upstream import models as upstream_models
 from mall.users import models as user_models
 from pos_adapter import models as pos_models  # the POS nonce and idempotency stores
 
@@ -18,8 +21,11 @@ __all__ = [
     "code_models",
     "partner_models",
     "payment_models",
+    "points_models",
     "pos_models",
+    "rating_models",
     "region_models",
     "subject_models",
+    "upstream_models",
     "user_models",
 ]

@@ -22,6 +22,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "points_expiry": None,
     "offline_floor_limit_fen": 5000,
     "reservation_days": 7,
+    "rating_score_weights": {"civility": 30, "visit": 40, "points": 30},
 }
 
 _PARENT_KIND = {"township": "county", "village": "township"}

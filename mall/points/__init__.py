@@ -1,0 +1,1 @@
+"""Credit points: earning rules, events, import batches with maker-checker approval, expiry."""

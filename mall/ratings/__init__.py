@@ -1,0 +1,1 @@
+"""Ratings: schemes and levels, the rating lifecycle, the civility review, integrity money."""

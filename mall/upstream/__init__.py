@@ -1,0 +1,1 @@
+"""The provincial credit platform pushes households and ratings to us (upstream API)."""
