@@ -137,10 +137,13 @@ def authenticate(session: Session, req: Request, *, now: datetime | None = None)
 def _remember_nonce(session: Session, terminal: Terminal, nonce: str, now: datetime) -> None:
     dialect = session.get_bind().dialect.name
     ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_nonces)
-    result = session.execute(
-        ins.values(terminal_id=terminal.id, nonce=nonce, seen_at=now).on_conflict_do_nothing()
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+    inserted = session.execute(
+        ins.values(terminal_id=terminal.id, nonce=nonce, seen_at=now)
+        .on_conflict_do_nothing()
+        .returning(_nonces.c.nonce)
+    ).first()
+    if inserted is not None:
         return
     # Seen before. Older than the window it could not have passed the clock check anyway,
     # but the row may outlive the window until pruned: refresh it and let the request in.

@@ -55,12 +55,13 @@ def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datet
     """Insert the key row, or return the existing one (None when we own a fresh row)."""
     dialect = session.get_bind().dialect.name
     ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_keys)
+    # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT DO NOTHING.
     inserted = session.execute(
-        ins.values(
-            terminal_id=terminal_pk, key=key, request_hash=digest, created_at=now
-        ).on_conflict_do_nothing()
-    )
-    if inserted.rowcount == 1:  # type: ignore[attr-defined]
+        ins.values(terminal_id=terminal_pk, key=key, request_hash=digest, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(_keys.c.id)
+    ).first()
+    if inserted is not None:
         session.commit()
         return None
     row = session.execute(
