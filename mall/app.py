@@ -59,6 +59,9 @@ def _register_blueprints(app: Flask) -> None:
     from pos_adapter.views import blp as pos_blp
 
     api.register_blueprint(pos_blp)
+    from mall.benefits.views import blp as benefits_blp
+
+    api.register_blueprint(benefits_blp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from mall.audit import models as audit_models
 from mall.auth import models as auth_models
+from mall.benefits import models as benefit_models
 from mall.catalog import models as catalog_models
 from mall.codes import models as code_models
 from mall.partners import models as partner_models
@@ -17,6 +18,7 @@ from pos_adapter import models as pos_models  # the POS nonce and idempotency st
 __all__ = [
     "audit_models",
     "auth_models",
+    "benefit_models",
     "catalog_models",
     "code_models",
     "partner_models",

@@ -58,6 +58,12 @@ def _dummy_password_hash() -> str:
 def login_farmer(session: Session, phone: str, pin: str) -> TokenPair:
     """Phone + PIN to a token pair. Unknown phone, wrong PIN, revoked household: the same
     `invalid_credentials`, counted by the same throttle."""
+    return issue_farmer_tokens(session, authenticate_farmer(session, phone, pin))
+
+
+def authenticate_farmer(session: Session, phone: str, pin: str) -> CreditSubject:
+    """Phone + PIN to the household, under the login throttle (the farmer pages keep a
+    cookie session instead of tokens, with the same rules)."""
 
     def attempt() -> CreditSubject | None:
         subject = find_by_phone(session, phone)
@@ -69,8 +75,7 @@ def login_farmer(session: Session, phone: str, pin: str) -> TokenPair:
             return None
         return subject
 
-    subject = guarded_login(session, throttle_key("farmer", phone), attempt)
-    return issue_farmer_tokens(session, subject)
+    return guarded_login(session, throttle_key("farmer", phone), attempt)
 
 
 def issue_farmer_tokens(

@@ -17,6 +17,7 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mall.benefits.demo import build_benefits
 from mall.clock import business_date
 from mall.demo.names import RELATIONS, id_number, person_name, phone
 from mall.extensions import db
@@ -104,6 +105,7 @@ def build(session: Session, *, households_per_village: int = HOUSEHOLDS_PER_VILL
                 index += 1
                 _household(session, m, rng, village, index, pin_hash, valid_until)
         _partners(session, m, town, t)
+    build_benefits(session, m, county)
     return m
 
 
