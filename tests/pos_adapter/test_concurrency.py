@@ -1,0 +1,136 @@
+"""Concurrency on PostgreSQL: real commits, one thread per till request."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from mall.catalog.services import create_goods
+from mall.clock import utcnow
+from mall.codes.services import card_code, issue_card, sign_dynamic_code
+from mall.extensions import db
+from mall.ledger.models import Account
+from mall.partners.services import create_terminal
+from mall.payments.models import OfflineRecord, Payment
+from mall.payments.services import available_balances
+from tests.factories import PIN, make_county, make_household, make_partner
+from tests.pos_adapter.conftest import Till, fund_household, rate
+
+pytestmark = pytest.mark.postgres_only
+
+
+def _setup(app: Flask, integrity_fen: int, points: int = 0, rank: int = 5) -> dict[str, Any]:
+    session = db.session()
+    county = make_county(session, townships=1, villages_per_township=1)
+    partner = make_partner(session, county.townships[0])
+    terminal, secret = create_terminal(session, partner)
+    household = make_household(session, county.villages[0])
+    rate(household, rank)
+    session.flush()
+    fund_household(session, household, integrity_fen=integrity_fen, points=points)
+    goods = create_goods(
+        session,
+        partner,
+        sku="SOAP",
+        name="肥皂",
+        points_price=10,
+        settlement_price_fen=300,
+        stock=5,
+    )
+    session.commit()
+    return {"terminal": terminal, "secret": secret, "household": household, "goods": goods}
+
+
+def _parallel(app: Flask, ctx: dict[str, Any], bodies: list[Any], path: str) -> list[Any]:
+    def one(body: Any) -> tuple[int, dict[str, Any]]:
+        with app.app_context():
+            till = Till(app.test_client(), ctx["terminal"], ctx["secret"])
+            r = till.post(path, body)
+            db.session.remove()
+            return r.status_code, r.json
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(one, bodies))
+
+
+def test_one_dynamic_code_twenty_tills(committed: Flask) -> None:
+    ctx = _setup(committed, integrity_fen=100_000)
+    code = sign_dynamic_code(db.session(), ctx["household"]).code
+    db.session.commit()
+    results = _parallel(
+        committed, ctx, [{"code": code, "amount_fen": 1_000}] * 20, "/pos/v1/payments"
+    )
+    statuses = Counter(s for s, _ in results)
+    assert statuses == {201: 1, 409: 19}, results
+    assert {b["error"]["code"] for s, b in results if s == 409} == {"code_already_used"}
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def test_forty_card_payments_on_one_wallet(committed: Flask) -> None:
+    ctx = _setup(committed, integrity_fen=7_777)  # 5 stars: 10%, 500 fen per 5,000 sale
+    session = db.session()
+    code = card_code(session, issue_card(session, ctx["household"]))
+    session.commit()
+    bodies = [{"code": code, "amount_fen": 5_000, "pin": PIN}] * 40
+    results = _parallel(committed, ctx, bodies, "/pos/v1/payments")
+    assert all(s == 201 for s, _ in results), results
+    spent = sum(b["integrity_discount_fen"] for _, b in results)
+    assert spent == 7_777  # 15 x 500, one of 277, then nothing: exact, never negative
+    assert sorted({b["integrity_discount_fen"] for _, b in results}) == [0, 277, 500]
+    db.session.remove()
+    assert available_balances(db.session(), ctx["household"]) == (0, 0)
+    negative = db.session.scalar(
+        select(func.count())
+        .select_from(Account)
+        .where(Account.posted_balance < 0, Account.no_negative)
+    )
+    assert negative == 0
+
+
+def test_last_items_of_stock(committed: Flask) -> None:
+    ctx = _setup(committed, integrity_fen=0, points=10_000)
+    session = db.session()
+    codes = [sign_dynamic_code(session, ctx["household"]).code for _ in range(20)]
+    session.commit()
+    bodies = [{"code": c, "amount_fen": 0, "items": [{"sku": "SOAP", "qty": 1}]} for c in codes]
+    results = _parallel(committed, ctx, bodies, "/pos/v1/payments")
+    statuses = Counter(s for s, _ in results)
+    assert statuses == {201: 5, 409: 15}, results
+    db.session.remove()
+    goods = db.session.get(type(ctx["goods"]), ctx["goods"].id)
+    assert goods is not None
+    assert goods.stock == 0
+    assert available_balances(db.session(), ctx["household"]) == (0, 10_000 - 50)
+
+
+def test_offline_batch_uploaded_twice_at_once(committed: Flask) -> None:
+    ctx = _setup(committed, integrity_fen=100_000)
+    at = utcnow() - timedelta(minutes=10)
+    session = db.session()
+    records = [
+        {
+            "local_id": f"L{i}",
+            "code": sign_dynamic_code(session, ctx["household"], now=at).code,
+            "captured_at": at.isoformat(),
+            "amount_fen": 1_000,
+            "integrity_discount_fen": 100,
+        }
+        for i in range(5)
+    ]
+    session.commit()
+    bodies = [{"batch_id": f"B{n}", "records": records} for n in range(6)]
+    results = _parallel(committed, ctx, bodies, "/pos/v1/offline-batches")
+    assert all(s == 200 for s, _ in results), results
+    first = results[0][1]["results"]
+    assert all(b["results"] == first for _, b in results)
+    assert [r["status"] for r in first] == ["applied"] * 5
+    db.session.remove()
+    assert db.session.scalar(select(func.count()).select_from(OfflineRecord)) == 5
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 5
+    assert available_balances(db.session(), ctx["household"])[0] == 100_000 - 500
