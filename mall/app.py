@@ -59,6 +59,11 @@ def _register_blueprints(app: Flask) -> None:
     from pos_adapter.views import blp as pos_blp
 
     api.register_blueprint(pos_blp)
+    from mall.catalog.views import blp as catalog_blp
+    from mall.partners.views import blp as partners_blp
+
+    api.register_blueprint(partners_blp)
+    api.register_blueprint(catalog_blp)
     from mall.benefits.views import blp as benefits_blp
 
     api.register_blueprint(benefits_blp)

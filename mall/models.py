@@ -23,6 +23,8 @@ __all__ = [
     "code_models",
     "partner_models",
     "payment_models",
+    "pos_models",
+    "payment_models",
     "points_models",
     "pos_models",
     "rating_models",
