@@ -67,6 +67,11 @@ def _register_blueprints(app: Flask) -> None:
     from mall.benefits.views import blp as benefits_blp
 
     api.register_blueprint(benefits_blp)
+    from mall.farmer.api import blp as farmer_api_blp
+    from mall.farmer.pages import bp as farmer_pages_bp
+
+    api.register_blueprint(farmer_api_blp)
+    app.register_blueprint(farmer_pages_bp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -1,0 +1,169 @@
+"""Farmer API v1 (/api/v1/me, /api/v1/catalog, /api/v1/partners): the household's own data,
+behind a farmer access token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from mall.auth.context import BEARER_SECURITY, require_farmer
+from mall.codes import qr
+from mall.codes.services import PinRejected
+from mall.extensions import db
+from mall.farmer import services
+from mall.farmer.schemas import (
+    FarmerBenefitsOut,
+    FarmerCardLostOut,
+    FarmerCatalogArgs,
+    FarmerCatalogOut,
+    FarmerCodeArgs,
+    FarmerCodeOut,
+    FarmerMeOut,
+    FarmerPartnerArgs,
+    FarmerPartnerList,
+    FarmerPinChange,
+    FarmerTransactionArgs,
+    FarmerTransactionPage,
+)
+
+blp = Blueprint(
+    "farmer", __name__, url_prefix="/api/v1", description="Farmer API v1 (农户): own data only"
+)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_IMAGE_DOC = {
+    "responses": {
+        "200": {
+            "description": "the code as JSON, or its QR image with `?format=png|svg` "
+            "(headers X-Code-Expires-At and X-Code-Refresh-After give its expiry)",
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/svg+xml": {"schema": {"type": "string"}},
+            },
+        }
+    }
+}
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.response(200, FarmerMeOut)
+    @blp.alt_response(401, description="unauthorized, invalid_token")
+    @require_farmer
+    def get(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """The household: level, balances, members (masked)."""
+        return services.me(db.session(), g.subject), 200, NO_STORE
+
+
+@blp.route("/me/code")
+class MyCode(MethodView):
+    @blp.doc(security=BEARER_SECURITY, **_IMAGE_DOC)
+    @blp.arguments(FarmerCodeArgs, location="query")
+    @blp.response(200, FarmerCodeOut)
+    @blp.alt_response(403, description="holder_suspended")
+    @require_farmer
+    def get(self, args: dict[str, str]) -> Any:
+        """A fresh dynamic credit code (60 s, one payment); `?format=png|svg` for its QR."""
+        session = db.session()
+        issued = services.fresh_code(session, g.subject)
+        session.commit()  # the first code ever creates the signing key
+        body = {
+            "code": issued.code,
+            "expires_at": issued.expires_at,
+            "refresh_after": issued.refresh_after,
+        }
+        if args["format"] == "json":
+            return body, 200, NO_STORE
+        if args["format"] == "png":
+            resp = Response(qr.render_png(issued.code), mimetype="image/png")
+        else:
+            resp = Response(qr.render_svg(issued.code), mimetype="image/svg+xml")
+        resp.headers.update(NO_STORE)
+        resp.headers["X-Code-Expires-At"] = issued.expires_at.isoformat()
+        resp.headers["X-Code-Refresh-After"] = issued.refresh_after.isoformat()
+        return resp
+
+
+@blp.route("/me/transactions")
+class MyTransactions(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(FarmerTransactionArgs, location="query")
+    @blp.response(200, FarmerTransactionPage)
+    @require_farmer
+    def get(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Ledger history of both wallets, newest first; `next_cursor` fetches older."""
+        page = services.transactions(
+            db.session(), g.subject, cursor=args["cursor"], limit=args["limit"]
+        )
+        return page, 200, NO_STORE
+
+
+@blp.route("/me/benefits")
+class MyBenefits(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.response(200, FarmerBenefitsOut)
+    @require_farmer
+    def get(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """The benefit list for the household's level, by partner category, with places."""
+        return services.benefit_groups(db.session(), g.subject), 200, NO_STORE
+
+
+@blp.route("/catalog")
+class Catalog(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(FarmerCatalogArgs, location="query")
+    @blp.response(200, FarmerCatalogOut)
+    @require_farmer
+    def get(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Goods redeemable for points in the household's county, and where."""
+        items = services.catalog(db.session(), g.subject, partner_id=args["partner_id"])
+        return {"items": items}, 200, NO_STORE
+
+
+@blp.route("/partners")
+class Partners(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(FarmerPartnerArgs, location="query")
+    @blp.response(200, FarmerPartnerList)
+    @require_farmer
+    def get(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Partners of the household's township and county (own township first)."""
+        items = services.partners(db.session(), g.subject, category=args["category"])
+        return {"items": items}, 200, NO_STORE
+
+
+@blp.route("/me/pin")
+class MyPin(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(FarmerPinChange)
+    @blp.response(204)
+    @blp.alt_response(400, description="validation_error, pin_too_weak")
+    @blp.alt_response(403, description="pin_invalid, pin_locked")
+    @require_farmer
+    def put(self, body: dict[str, str]) -> None:
+        """Change the PIN: the old one is checked (5 wrong: locked 30 minutes)."""
+        session = db.session()
+        try:
+            services.change_pin(session, g.subject, body["old_pin"], body["new_pin"])
+        except PinRejected:
+            session.commit()  # the failure count must outlive the refusal
+            raise
+        session.commit()
+
+
+@blp.route("/me/card/report-lost")
+class MyCardLost(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.response(200, FarmerCardLostOut)
+    @blp.alt_response(404, description="not_found: no active card")
+    @require_farmer
+    def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Revoke the printed card at once (its code stops working at every till)."""
+        session = db.session()
+        result = services.report_card_lost(session, g.subject)
+        session.commit()
+        return result, 200, NO_STORE
