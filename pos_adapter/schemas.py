@@ -10,24 +10,26 @@ MAX_FEN = 100_000_000
 Fen = fields.Integer
 
 
-class ItemIn(BaseSchema):
+class PosItemIn(BaseSchema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=40))
     qty = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=999))
 
 
-class CodeIn(BaseSchema):
+class PosCodeIn(BaseSchema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 
 
-class QuoteIn(CodeIn):
+class PosQuoteIn(PosCodeIn):
     amount_fen = fields.Integer(
         strict=True, required=True, validate=validate.Range(min=0, max=MAX_FEN)
     )
-    items = fields.List(fields.Nested(ItemIn), load_default=list, validate=validate.Length(max=50))
+    items = fields.List(
+        fields.Nested(PosItemIn), load_default=list, validate=validate.Length(max=50)
+    )
     use_integrity = fields.Boolean(load_default=True)
 
 
-class PaymentIn(QuoteIn):
+class PosPaymentIn(PosQuoteIn):
     capture = fields.Boolean(load_default=True)
     pin = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=16))
     external_ref = fields.String(
@@ -35,30 +37,30 @@ class PaymentIn(QuoteIn):
     )
 
 
-class CaptureIn(BaseSchema):
+class PosCaptureIn(BaseSchema):
     amount_fen = fields.Integer(
         strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
     )
 
 
-class RefundIn(BaseSchema):
+class PosRefundIn(BaseSchema):
     amount_fen = fields.Integer(
         strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
     )
-    items = fields.List(fields.Nested(ItemIn), load_default=None, allow_none=True)
+    items = fields.List(fields.Nested(PosItemIn), load_default=None, allow_none=True)
 
 
-class ListArgs(BaseSchema):
+class PosListArgs(BaseSchema):
     business_date = fields.Date(required=True)
     cursor = fields.String(load_default=None, validate=validate.Length(max=40))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
-class StatementArgs(BaseSchema):
+class PosStatementArgs(BaseSchema):
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
 
-class OfflineRecordIn(BaseSchema):
+class PosOfflineRecordIn(BaseSchema):
     local_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     code = fields.String(required=True, validate=validate.Length(min=1, max=1024))
     captured_at = fields.AwareDateTime(required=True)
@@ -70,47 +72,80 @@ class OfflineRecordIn(BaseSchema):
     )
 
 
-class OfflineBatchIn(BaseSchema):
+class PosOfflineBatchIn(BaseSchema):
     batch_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     records = fields.List(
-        fields.Nested(OfflineRecordIn), required=True, validate=validate.Length(min=1, max=500)
+        fields.Nested(PosOfflineRecordIn), required=True, validate=validate.Length(min=1, max=500)
     )
 
 
 # ---------------------------------------------------------------- responses
 
 
-class LevelOut(BaseSchema):
+class PosLevelOut(BaseSchema):
     code = fields.String()
     label = fields.String()
     rank = fields.Integer()
 
 
-class HolderOut(BaseSchema):
+class PosHolderOut(BaseSchema):
     ref = fields.String()
     display_name = fields.String(metadata={"description": "masked, e.g. 张*华"})
     village = fields.String()
-    level = fields.Nested(LevelOut, allow_none=True)
+    level = fields.Nested(PosLevelOut, allow_none=True)
     valid_until = fields.Date(allow_none=True)
     status = fields.String()
 
 
-class WalletOut(BaseSchema):
+class PosWalletOut(BaseSchema):
     integrity_fen = fields.Integer()
     points = fields.Integer()
 
 
-class ScanOut(BaseSchema):
-    holder = fields.Nested(HolderOut)
-    wallet = fields.Nested(WalletOut)
+class PosBenefitOut(BaseSchema):
+    benefit_id = fields.Integer()
+    title = fields.String()
+    title_en = fields.String()
+    description = fields.String()
+    kind = fields.String()
+    percent_bp = fields.Integer(allow_none=True)
+    cap_fen = fields.Integer(allow_none=True)
+    fixed_fen = fields.Integer(allow_none=True)
+    min_level_rank = fields.Integer()
+    limit_per_day = fields.Integer(allow_none=True)
+    limit_per_month = fields.Integer(allow_none=True)
+    limit_per_year = fields.Integer(allow_none=True)
+
+
+class PosBenefitUseIn(PosCodeIn):
+    benefit_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
+    amount_fen = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+
+
+class PosBenefitUseResult(BaseSchema):
+    use_id = fields.Integer()
+    benefit_id = fields.Integer()
+    holder_ref = fields.String()
+    amount_fen = fields.Integer(allow_none=True)
+    discount_fen = fields.Integer()
+    funded_by = fields.String()
+    business_date = fields.Date()
+    created_at = fields.DateTime()
+
+
+class PosScanOut(BaseSchema):
+    holder = fields.Nested(PosHolderOut)
+    wallet = fields.Nested(PosWalletOut)
     discount_rate_bp = fields.Integer()
-    benefits = fields.List(fields.Dict())
+    benefits = fields.List(fields.Nested(PosBenefitOut))
     pin_required = fields.Boolean()
     code_kind = fields.String(metadata={"description": "dynamic or card"})
     code_expires_at = fields.DateTime(allow_none=True)
 
 
-class LineOut(BaseSchema):
+class PosLineOut(BaseSchema):
     sku = fields.String()
     name = fields.String()
     qty = fields.Integer()
@@ -118,17 +153,17 @@ class LineOut(BaseSchema):
     points = fields.Integer()
 
 
-class QuoteOut(BaseSchema):
+class PosQuoteOut(BaseSchema):
     amount_fen = fields.Integer()
     discount_rate_bp = fields.Integer()
     integrity_discount_fen = fields.Integer()
     points_cost = fields.Integer()
     cash_due_fen = fields.Integer()
-    lines = fields.List(fields.Nested(LineOut))
-    wallet = fields.Nested(WalletOut)
+    lines = fields.List(fields.Nested(PosLineOut))
+    wallet = fields.Nested(PosWalletOut)
 
 
-class PaymentItemOut(BaseSchema):
+class PosPaymentItemOut(BaseSchema):
     sku = fields.String()
     name = fields.String()
     qty = fields.Integer()
@@ -136,7 +171,7 @@ class PaymentItemOut(BaseSchema):
     refunded_qty = fields.Integer()
 
 
-class RefundOut(BaseSchema):
+class PosRefundOut(BaseSchema):
     refund_id = fields.String()
     amount_fen = fields.Integer()
     integrity_fen = fields.Integer()
@@ -146,7 +181,7 @@ class RefundOut(BaseSchema):
     created_at = fields.DateTime()
 
 
-class PaymentOut(BaseSchema):
+class PosPaymentOut(BaseSchema):
     payment_id = fields.String()
     status = fields.String()
     origin = fields.String()
@@ -169,21 +204,21 @@ class PaymentOut(BaseSchema):
     captured_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(allow_none=True)
     voided_at = fields.DateTime(allow_none=True)
-    items = fields.List(fields.Nested(PaymentItemOut))
-    refunds = fields.List(fields.Nested(RefundOut))
-    balances_after = fields.Nested(WalletOut, allow_none=True)
+    items = fields.List(fields.Nested(PosPaymentItemOut))
+    refunds = fields.List(fields.Nested(PosRefundOut))
+    balances_after = fields.Nested(PosWalletOut, allow_none=True)
 
 
-class RefundResultOut(RefundOut):
-    payment = fields.Nested(PaymentOut)
+class PosRefundResultOut(PosRefundOut):
+    payment = fields.Nested(PosPaymentOut)
 
 
-class PaymentPage(BaseSchema):
-    items = fields.List(fields.Nested(PaymentOut))
+class PosPaymentPage(BaseSchema):
+    items = fields.List(fields.Nested(PosPaymentOut))
     next_cursor = fields.String(allow_none=True)
 
 
-class StatementOut(BaseSchema):
+class PosStatementOut(BaseSchema):
     partner_id = fields.Integer()
     business_date = fields.Date()
     closed = fields.Boolean()
@@ -204,7 +239,7 @@ class StatementOut(BaseSchema):
     net_payable_fen = fields.Integer()
 
 
-class CatalogItemOut(BaseSchema):
+class PosCatalogItemOut(BaseSchema):
     sku = fields.String()
     name = fields.String()
     points_price = fields.Integer()
@@ -212,11 +247,11 @@ class CatalogItemOut(BaseSchema):
     min_level = fields.Integer(allow_none=True, metadata={"description": "minimum level rank"})
 
 
-class CatalogOut(BaseSchema):
-    items = fields.List(fields.Nested(CatalogItemOut))
+class PosCatalogOut(BaseSchema):
+    items = fields.List(fields.Nested(PosCatalogItemOut))
 
 
-class OfflineResultOut(BaseSchema):
+class PosOfflineResultOut(BaseSchema):
     local_id = fields.String()
     status = fields.String(metadata={"description": "applied, applied_short or rejected"})
     payment_id = fields.String()
@@ -227,6 +262,6 @@ class OfflineResultOut(BaseSchema):
     details = fields.Dict()
 
 
-class OfflineBatchOut(BaseSchema):
+class PosOfflineBatchOut(BaseSchema):
     batch_id = fields.String()
-    results = fields.List(fields.Nested(OfflineResultOut))
+    results = fields.List(fields.Nested(PosOfflineResultOut))

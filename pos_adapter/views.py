@@ -18,7 +18,9 @@ from typing import Any, ParamSpec, TypeVar
 from flask import Response, g, request
 from flask_smorest import Blueprint
 
+from mall.benefits.services import record_benefit_use
 from mall.catalog.services import list_goods
+from mall.codes.services import verify_code
 from mall.errors import ValidationFailed
 from mall.extensions import api, db
 from mall.partners.models import Partner, Terminal
@@ -172,8 +174,8 @@ def refund_dict(refund: Any) -> dict[str, Any]:
 
 @blp.post("/scan")
 @terminal_request()
-@blp.arguments(schemas.CodeIn)
-@blp.response(200, schemas.ScanOut)
+@blp.arguments(schemas.PosCodeIn)
+@blp.response(200, schemas.PosScanOut)
 @blp.doc(security=SIGNED)
 def scan(data: dict[str, Any]) -> dict[str, Any]:
     """Who holds this code: holder, wallet, discount rate here, benefits. No side effect."""
@@ -182,8 +184,8 @@ def scan(data: dict[str, Any]) -> dict[str, Any]:
 
 @blp.post("/quote")
 @terminal_request()
-@blp.arguments(schemas.QuoteIn)
-@blp.response(200, schemas.QuoteOut)
+@blp.arguments(schemas.PosQuoteIn)
+@blp.response(200, schemas.PosQuoteOut)
 @blp.doc(security=SIGNED)
 def quote(data: dict[str, Any]) -> dict[str, Any]:
     """What a payment would do now. No side effect."""
@@ -208,8 +210,8 @@ def quote(data: dict[str, Any]) -> dict[str, Any]:
 
 @blp.post("/payments")
 @terminal_request(idempotent=True)
-@blp.arguments(schemas.PaymentIn)
-@blp.response(201, schemas.PaymentOut)
+@blp.arguments(schemas.PosPaymentIn)
+@blp.response(201, schemas.PosPaymentOut)
 @blp.doc(security=SIGNED)
 def create_payment(data: dict[str, Any]) -> dict[str, Any]:
     """Commit a sale: `capture` false only authorises (holds) for up to 15 minutes."""
@@ -251,8 +253,8 @@ def _encode_cursor(payment_id: int | None) -> str | None:
 
 @blp.get("/payments")
 @terminal_request()
-@blp.arguments(schemas.ListArgs, location="query")
-@blp.response(200, schemas.PaymentPage)
+@blp.arguments(schemas.PosListArgs, location="query")
+@blp.response(200, schemas.PosPaymentPage)
 @blp.doc(security=SIGNED)
 def list_payments(args: dict[str, Any]) -> dict[str, Any]:
     """This partner's payments of a business day, oldest first, keyset-paginated."""
@@ -268,7 +270,7 @@ def list_payments(args: dict[str, Any]) -> dict[str, Any]:
 
 @blp.get("/payments/<string:payment_id>")
 @terminal_request()
-@blp.response(200, schemas.PaymentOut)
+@blp.response(200, schemas.PosPaymentOut)
 @blp.doc(security=SIGNED)
 def get_payment(payment_id: str) -> dict[str, Any]:
     """The payment with its refunds (this partner's only)."""
@@ -277,8 +279,8 @@ def get_payment(payment_id: str) -> dict[str, Any]:
 
 @blp.post("/payments/<string:payment_id>/capture")
 @terminal_request(idempotent=True)
-@blp.arguments(schemas.CaptureIn)
-@blp.response(200, schemas.PaymentOut)
+@blp.arguments(schemas.PosCaptureIn)
+@blp.response(200, schemas.PosPaymentOut)
 @blp.doc(security=SIGNED)
 def capture(data: dict[str, Any], payment_id: str) -> dict[str, Any]:
     """Complete an authorised payment, optionally for a smaller amount."""
@@ -290,7 +292,7 @@ def capture(data: dict[str, Any], payment_id: str) -> dict[str, Any]:
 
 @blp.post("/payments/<string:payment_id>/void")
 @terminal_request(idempotent=True)
-@blp.response(200, schemas.PaymentOut)
+@blp.response(200, schemas.PosPaymentOut)
 @blp.doc(security=SIGNED)
 def void(payment_id: str) -> dict[str, Any]:
     """Undo an authorised payment, or a completed one of a day not yet settled."""
@@ -302,8 +304,8 @@ def void(payment_id: str) -> dict[str, Any]:
 
 @blp.post("/payments/<string:payment_id>/refunds")
 @terminal_request(idempotent=True)
-@blp.arguments(schemas.RefundIn)
-@blp.response(201, schemas.RefundResultOut)
+@blp.arguments(schemas.PosRefundIn)
+@blp.response(201, schemas.PosRefundResultOut)
 @blp.doc(security=SIGNED)
 def refund(data: dict[str, Any], payment_id: str) -> dict[str, Any]:
     """Refund part or all: integrity money in proportion, items' points and stock back."""
@@ -321,8 +323,8 @@ def refund(data: dict[str, Any], payment_id: str) -> dict[str, Any]:
 
 @blp.get("/statements/<string:business_date>")
 @terminal_request()
-@blp.arguments(schemas.StatementArgs, location="query")
-@blp.response(200, schemas.StatementOut, description="JSON, or CSV with ?format=csv")
+@blp.arguments(schemas.PosStatementArgs, location="query")
+@blp.response(200, schemas.PosStatementOut, description="JSON, or CSV with ?format=csv")
 @blp.doc(security=SIGNED)
 def statement(args: dict[str, Any], business_date: str) -> Any:
     """The partner's daily statement: counts, totals, net payable, and whether it is closed."""
@@ -344,7 +346,7 @@ def statement(args: dict[str, Any], business_date: str) -> Any:
 
 @blp.get("/catalog")
 @terminal_request()
-@blp.response(200, schemas.CatalogOut)
+@blp.response(200, schemas.PosCatalogOut)
 @blp.doc(security=SIGNED)
 def catalog() -> dict[str, Any]:
     """Goods redeemable for points at this partner."""
@@ -364,10 +366,40 @@ def catalog() -> dict[str, Any]:
     }
 
 
+@blp.post("/benefit-uses")
+@terminal_request(idempotent=True)
+@blp.arguments(schemas.PosBenefitUseIn)
+@blp.response(201, schemas.PosBenefitUseResult)
+@blp.doc(security=SIGNED)
+def benefit_use(data: dict[str, Any]) -> dict[str, Any]:
+    """Record that a benefit from the list was granted; enforces level, partner and limits."""
+    session = db.session()
+    subject = verify_code(session, data["code"]).subject
+    use = record_benefit_use(
+        session,
+        benefit_id=data["benefit_id"],
+        partner=_partner(),
+        subject=subject,
+        amount_fen=data["amount_fen"],
+        terminal_id=_terminal().id,
+        actor=_actor(),
+    )
+    return {
+        "use_id": use.id,
+        "benefit_id": use.benefit_id,
+        "holder_ref": subject.ref,
+        "amount_fen": use.amount_fen,
+        "discount_fen": use.discount_fen,
+        "funded_by": use.funded_by,
+        "business_date": use.business_date,
+        "created_at": use.created_at,
+    }
+
+
 @blp.post("/offline-batches")
 @terminal_request(idempotent=True)
-@blp.arguments(schemas.OfflineBatchIn)
-@blp.response(200, schemas.OfflineBatchOut)
+@blp.arguments(schemas.PosOfflineBatchIn)
+@blp.response(200, schemas.PosOfflineBatchOut)
 @blp.doc(security=SIGNED)
 def offline_batch(data: dict[str, Any]) -> dict[str, Any]:
     """Store-and-forward upload: each record applied exactly once, answered one by one."""

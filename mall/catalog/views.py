@@ -22,7 +22,7 @@ blp = Blueprint("admin_catalog", __name__, url_prefix="/api/v1/admin", descripti
 ADMINS = ("county_admin", "township_admin")
 
 
-class GoodsOut(BaseSchema):
+class AdminGoodsOut(BaseSchema):
     id = fields.Integer()
     partner_id = fields.Integer()
     sku = fields.String()
@@ -34,11 +34,11 @@ class GoodsOut(BaseSchema):
     active = fields.Boolean()
 
 
-class GoodsList(BaseSchema):
-    items = fields.List(fields.Nested(GoodsOut))
+class AdminGoodsList(BaseSchema):
+    items = fields.List(fields.Nested(AdminGoodsOut))
 
 
-class GoodsEdit(BaseSchema):
+class AdminGoodsEdit(BaseSchema):
     name = fields.String(validate=validate.Length(min=1, max=100))
     points_price = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000_000))
     settlement_price_fen = fields.Integer(
@@ -51,7 +51,7 @@ class GoodsEdit(BaseSchema):
     active = fields.Boolean()
 
 
-class GoodsCreate(GoodsEdit):
+class AdminGoodsCreate(AdminGoodsEdit):
     sku = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,40}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     points_price = fields.Integer(
@@ -77,21 +77,21 @@ def _record(action: str, goods: Goods, before: dict[str, Any] | None = None) -> 
         county_id=goods.county_id,
         township_id=goods.township_id,
         before=before,
-        after=GoodsOut().dump(goods),
+        after=AdminGoodsOut().dump(goods),
     )
 
 
 @blp.route("/partners/<int:partner_id>/goods")
 class PartnerGoods(MethodView):
     @require_staff(*ADMINS, "auditor")
-    @blp.response(200, GoodsList)
+    @blp.response(200, AdminGoodsList)
     @blp.doc(security=BEARER_SECURITY)
     def get(self, partner_id: int) -> dict[str, Any]:
         return {"items": services.list_goods(db.session(), _partner(partner_id).id)}
 
     @require_staff(*ADMINS)
-    @blp.arguments(GoodsCreate)
-    @blp.response(201, GoodsOut)
+    @blp.arguments(AdminGoodsCreate)
+    @blp.response(201, AdminGoodsOut)
     @blp.doc(security=BEARER_SECURITY)
     def post(self, data: dict[str, Any], partner_id: int) -> Goods:
         """Add goods to a partner's catalogue (audited)."""
@@ -104,8 +104,8 @@ class PartnerGoods(MethodView):
 @blp.route("/goods/<int:goods_id>")
 class GoodsItem(MethodView):
     @require_staff(*ADMINS)
-    @blp.arguments(GoodsEdit)
-    @blp.response(200, GoodsOut)
+    @blp.arguments(AdminGoodsEdit)
+    @blp.response(200, AdminGoodsOut)
     @blp.doc(security=BEARER_SECURITY)
     def patch(self, data: dict[str, Any], goods_id: int) -> Goods:
         """Edit price, stock, minimum level or availability (audited with before)."""

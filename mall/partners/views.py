@@ -36,7 +36,7 @@ ADMINS = ("county_admin", "township_admin")
 READERS = (*ADMINS, "auditor")
 
 
-class PartnerOut(BaseSchema):
+class AdminPartnerOut(BaseSchema):
     id = fields.Integer()
     county_id = fields.Integer()
     township_id = fields.Integer()
@@ -51,12 +51,12 @@ class PartnerOut(BaseSchema):
     created_at = fields.DateTime()
 
 
-class PartnerPage(BaseSchema):
-    items = fields.List(fields.Nested(PartnerOut))
+class AdminPartnerPage(BaseSchema):
+    items = fields.List(fields.Nested(AdminPartnerOut))
     next_cursor = fields.Integer(allow_none=True)
 
 
-class PartnerCreate(BaseSchema):
+class AdminPartnerCreate(BaseSchema):
     township_id = fields.Integer(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     category = fields.String(required=True, validate=validate.OneOf(PARTNER_CATEGORIES))
@@ -67,7 +67,7 @@ class PartnerCreate(BaseSchema):
     accepts_points = fields.Boolean(load_default=False)
 
 
-class PartnerEdit(BaseSchema):
+class AdminPartnerEdit(BaseSchema):
     name = fields.String(validate=validate.Length(min=1, max=100))
     address = fields.String(validate=validate.Length(max=200))
     contact_name = fields.String(validate=validate.Length(max=64))
@@ -76,7 +76,7 @@ class PartnerEdit(BaseSchema):
     active = fields.Boolean()
 
 
-class TerminalOut(BaseSchema):
+class AdminTerminalOut(BaseSchema):
     id = fields.Integer()
     terminal_id = fields.String()
     partner_id = fields.Integer()
@@ -87,15 +87,15 @@ class TerminalOut(BaseSchema):
     last_seen_at = fields.DateTime(allow_none=True)
 
 
-class TerminalWithSecret(TerminalOut):
+class AdminTerminalWithSecret(AdminTerminalOut):
     secret = fields.String(metadata={"description": "shown once; store it in the till"})
 
 
-class TerminalList(BaseSchema):
-    items = fields.List(fields.Nested(TerminalOut))
+class AdminTerminalList(BaseSchema):
+    items = fields.List(fields.Nested(AdminTerminalOut))
 
 
-class TerminalCreate(BaseSchema):
+class AdminTerminalCreate(BaseSchema):
     name = fields.String(load_default="", validate=validate.Length(max=100))
 
 
@@ -112,14 +112,14 @@ def _terminal(terminal_pk: int) -> tuple[Terminal, Partner]:
 
 
 def _snapshot(p: Partner) -> dict[str, Any]:
-    return {k: getattr(p, k) for k in PartnerEdit().fields}
+    return {k: getattr(p, k) for k in AdminPartnerEdit().fields}
 
 
 @blp.route("/partners")
 class Partners(MethodView):
     @require_staff(*READERS)
     @blp.arguments(PageArgs, location="query")
-    @blp.response(200, PartnerPage)
+    @blp.response(200, AdminPartnerPage)
     @blp.doc(security=BEARER_SECURITY)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Partners in the caller's region, newest first."""
@@ -132,8 +132,8 @@ class Partners(MethodView):
         return page(rows, args["limit"])
 
     @require_staff(*ADMINS)
-    @blp.arguments(PartnerCreate)
-    @blp.response(201, PartnerOut)
+    @blp.arguments(AdminPartnerCreate)
+    @blp.response(201, AdminPartnerOut)
     @blp.doc(security=BEARER_SECURITY)
     def post(self, data: dict[str, Any]) -> Partner:
         """Create a partner in a township of the caller's region (audited)."""
@@ -157,14 +157,14 @@ class Partners(MethodView):
 @blp.route("/partners/<int:partner_id>")
 class PartnerItem(MethodView):
     @require_staff(*READERS)
-    @blp.response(200, PartnerOut)
+    @blp.response(200, AdminPartnerOut)
     @blp.doc(security=BEARER_SECURITY)
     def get(self, partner_id: int) -> Partner:
         return _partner(partner_id)
 
     @require_staff(*ADMINS)
-    @blp.arguments(PartnerEdit)
-    @blp.response(200, PartnerOut)
+    @blp.arguments(AdminPartnerEdit)
+    @blp.response(200, AdminPartnerOut)
     @blp.doc(security=BEARER_SECURITY)
     def patch(self, data: dict[str, Any], partner_id: int) -> Partner:
         """Edit a partner (audited with before and after)."""
@@ -191,7 +191,7 @@ class PartnerItem(MethodView):
 @blp.route("/partners/<int:partner_id>/terminals")
 class PartnerTerminals(MethodView):
     @require_staff(*READERS)
-    @blp.response(200, TerminalList)
+    @blp.response(200, AdminTerminalList)
     @blp.doc(security=BEARER_SECURITY)
     def get(self, partner_id: int) -> dict[str, Any]:
         partner = _partner(partner_id)
@@ -201,8 +201,8 @@ class PartnerTerminals(MethodView):
         return {"items": list(rows)}
 
     @require_staff(*ADMINS)
-    @blp.arguments(TerminalCreate)
-    @blp.response(201, TerminalWithSecret)
+    @blp.arguments(AdminTerminalCreate)
+    @blp.response(201, AdminTerminalWithSecret)
     @blp.doc(security=BEARER_SECURITY)
     def post(self, data: dict[str, Any], partner_id: int) -> dict[str, Any]:
         """Create a terminal; the response carries its secret, the only time it is shown."""
@@ -214,7 +214,9 @@ class PartnerTerminals(MethodView):
 
 
 def _with_secret(terminal: Terminal, secret: str) -> dict[str, Any]:
-    return {name: getattr(terminal, name) for name in TerminalOut().fields} | {"secret": secret}
+    return {name: getattr(terminal, name) for name in AdminTerminalOut().fields} | {
+        "secret": secret
+    }
 
 
 def _audit_terminal(action: str, terminal: Terminal, partner: Partner) -> None:
@@ -232,7 +234,7 @@ def _audit_terminal(action: str, terminal: Terminal, partner: Partner) -> None:
 
 @blp.post("/terminals/<int:terminal_pk>/rotate")
 @require_staff(*ADMINS)
-@blp.response(200, TerminalWithSecret)
+@blp.response(200, AdminTerminalWithSecret)
 @blp.doc(security=BEARER_SECURITY)
 def rotate(terminal_pk: int) -> dict[str, Any]:
     """Give the terminal a new secret (shown once); the old one stops working at once."""
@@ -245,7 +247,7 @@ def rotate(terminal_pk: int) -> dict[str, Any]:
 
 @blp.post("/terminals/<int:terminal_pk>/disable")
 @require_staff(*ADMINS)
-@blp.response(200, TerminalOut)
+@blp.response(200, AdminTerminalOut)
 @blp.doc(security=BEARER_SECURITY)
 def disable(terminal_pk: int) -> Terminal:
     """Disable a terminal: its next request answers terminal_disabled."""
@@ -258,7 +260,7 @@ def disable(terminal_pk: int) -> Terminal:
 
 @blp.post("/terminals/<int:terminal_pk>/enable")
 @require_staff(*ADMINS)
-@blp.response(200, TerminalOut)
+@blp.response(200, AdminTerminalOut)
 @blp.doc(security=BEARER_SECURITY)
 def enable(terminal_pk: int) -> Terminal:
     terminal, partner = _terminal(terminal_pk)

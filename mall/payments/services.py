@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mall.benefits.models import Benefit
+from mall.benefits.services import applicable_benefits
 from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
@@ -151,6 +153,24 @@ def holder_view(session: Session, subject: CreditSubject) -> dict[str, Any]:
     }
 
 
+def benefit_view(benefit: Benefit) -> dict[str, Any]:
+    """What the till shows of a benefit from the benefit list."""
+    return {
+        "benefit_id": benefit.id,
+        "title": benefit.title_zh,
+        "title_en": benefit.title_en,
+        "description": benefit.description,
+        "kind": benefit.kind,
+        "percent_bp": benefit.percent_bp,
+        "cap_fen": benefit.cap_fen,
+        "fixed_fen": benefit.fixed_fen,
+        "min_level_rank": benefit.min_level_rank,
+        "limit_per_day": benefit.limit_per_day,
+        "limit_per_month": benefit.limit_per_month,
+        "limit_per_year": benefit.limit_per_year,
+    }
+
+
 def scan(session: Session, partner: Partner, code: object) -> dict[str, Any]:
     """Who holds this code, what they have and what they get here. No side effect."""
     verified = verify_code(session, code)
@@ -160,7 +180,9 @@ def scan(session: Session, partner: Partner, code: object) -> dict[str, Any]:
         "holder": holder_view(session, subject),
         "wallet": {"integrity_fen": integrity, "points": points},
         "discount_rate_bp": discount_rate_bp(session, subject, partner),
-        "benefits": [],  # the benefit list (mall/benefits) is not built yet
+        "benefits": [
+            benefit_view(b) for b in applicable_benefits(session, partner=partner, subject=subject)
+        ],
         "pin_required": verified.kind == "card",
         "code_kind": verified.kind,
         "code_expires_at": verified.expires_at,
