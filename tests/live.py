@@ -18,7 +18,7 @@ import requests
 
 from tests.conftest import create_scratch_database
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository (tests/live.py)
 
 
 @dataclass
@@ -85,7 +85,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             try:
                 if requests.get(url + "/healthz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("gunicorn did not start:\n" + log_path.read_text())
