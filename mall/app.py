@@ -56,6 +56,12 @@ def _register_blueprints(app: Flask) -> None:
     from mall.codes.views import blp as codes_blp
 
     api.register_blueprint(codes_blp)
+    from mall.points.views import blp as points_blp
+    from mall.ratings.views import blp as ratings_blp
+    from mall.upstream.views import blp as upstream_blp
+
+    for rating_points_blp in (ratings_blp, points_blp, upstream_blp):
+        api.register_blueprint(rating_points_blp)
     from pos_adapter.views import blp as pos_blp
 
     api.register_blueprint(pos_blp)

@@ -11,3 +11,6 @@ def register(app: Flask) -> None:
 
     app.cli.add_command(demo_command)
     app.cli.add_command(codes_command)
+    from mall.jobs.cli import jobs_command
+
+    app.cli.add_command(jobs_command)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, bindparam, cast, insert, literal, select, text, update
+from sqlalchemy import Table, bindparam, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -78,12 +78,12 @@ def ensure_wallets(
         source = select(
             CreditSubject.township_id,
             CreditSubject.id,
-            cast(literal(asset), _accounts.c.asset.type),
-            cast(literal(kind), _accounts.c.kind.type),
-            cast(literal(True), _accounts.c.no_negative.type),
-            cast(literal(0), _accounts.c.posted_balance.type),
-            cast(literal(0), _accounts.c.held_balance.type),
-            cast(literal(now), _accounts.c.created_at.type),
+            literal(asset, _accounts.c.asset.type),
+            literal(kind, _accounts.c.kind.type),
+            literal(True, _accounts.c.no_negative.type),
+            literal(0, _accounts.c.posted_balance.type),
+            literal(0, _accounts.c.held_balance.type),
+            literal(now, _accounts.c.created_at.type),
         ).where(CreditSubject.township_id == township_id, CreditSubject.id.in_(chunk))
         stmt = ins.from_select(
             [

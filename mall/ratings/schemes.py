@@ -181,10 +181,7 @@ def define_scheme(
         {lv["rank"] for lv in ordered}
     ) != len(ordered):
         problems.append("distinct codes and ranks")
-    if any(
-        a["score_threshold"] >= b["score_threshold"]
-        for a, b in itertools.pairwise(ordered)
-    ):
+    if any(a["score_threshold"] >= b["score_threshold"] for a, b in itertools.pairwise(ordered)):
         problems.append("thresholds rise with rank")
     if problems:
         raise ValidationFailed(details={"fields": {"levels": problems}})
