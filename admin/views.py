@@ -34,7 +34,7 @@ from mall.auth.context import (
     start_staff_session,
 )
 from mall.auth.services import login_staff
-from mall.errors import DomainError, TooManyRequests, Unauthorized
+from mall.errors import MESSAGES, DomainError, TooManyRequests, Unauthorized
 from mall.extensions import csrf, db
 from mall.regions.models import Region
 
@@ -66,7 +66,7 @@ def _before() -> None:
     # The app leaves CSRF checks to each blueprint (the JSON APIs use tokens, not cookies).
     if request.method not in SAFE_METHODS:
         csrf.protect()
-    g.user = staff_from_session()
+    g.user = None if request.endpoint == "admin.static" else staff_from_session()
 
 
 @bp.after_request
@@ -127,7 +127,9 @@ def _csrf_failed(_exc: CSRFError) -> tuple[str, int]:
 def _domain_error(exc: DomainError) -> tuple[str, int]:
     if exc.status == 403:
         return _error_page(403, gettext("没有权限"), gettext("没有权限执行此操作"))
-    return _error_page(exc.status, gettext("操作未完成"), exc.message or exc.code)
+    return _error_page(
+        exc.status, gettext("操作未完成"), exc.message or str(MESSAGES.get(exc.code, exc.code))
+    )
 
 
 @bp.errorhandler(HTTPException)
