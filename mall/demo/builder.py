@@ -22,6 +22,7 @@ from mall.clock import business_date
 from mall.demo.names import RELATIONS, id_number, person_name, phone
 from mall.extensions import db
 from mall.partners.services import create_partner, create_terminal
+from mall.ratings.demo import seed_ratings_and_points
 from mall.regions.models import Region
 from mall.regions.services import create_region
 from mall.security.passwords import hash_pin
@@ -105,6 +106,7 @@ def build(session: Session, *, households_per_village: int = HOUSEHOLDS_PER_VILL
                 index += 1
                 _household(session, m, rng, village, index, pin_hash, valid_until)
         _partners(session, m, town, t)
+    seed_ratings_and_points(session, m, county)
     build_benefits(session, m, county)
     return m
 
@@ -156,9 +158,7 @@ def _household(
         members=members,
     )
     subject.pin_hash = pin_hash
-    code, rank = rng.choices(LEVELS, LEVEL_WEIGHTS)[0]
-    if code is not None:
-        subject.level_code, subject.level_rank, subject.level_valid_until = code, rank, valid_until
+    code, _rank = rng.choices(LEVELS, LEVEL_WEIGHTS)[0]
     m.households.append(
         {
             "ref": subject.ref,
