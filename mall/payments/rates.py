@@ -1,8 +1,8 @@
 """The integrity-money discount rate of a household at a partner.
 
-TEMPORARY: the default five-star table until the rating-scheme service (issue 4, mall/ratings)
-lands; then `discount_rate_bp` must ask the household's scheme instead. Callers use only this
-function, so the switch is one place.
+The rate per level comes from the household's rating scheme (mall.ratings); this module adds
+the partner's side (a partner that does not accept integrity money gives 0). The default
+five-star table below is kept as documentation of the default scheme and for level labels.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from mall.clock import business_date
 from mall.partners.models import Partner
+from mall.ratings import services as ratings
 from mall.subjects.models import CreditSubject
 
 # Level rank 1..5 (一星级..五星级) -> 2%..10% of the sale, in basis points.
@@ -31,14 +32,11 @@ def effective_rank(subject: CreditSubject, on: date | None = None) -> int | None
 
 
 def discount_rate_bp(session: Session, subject: CreditSubject, partner: Partner) -> int:
-    """Basis points of a sale payable from integrity money; 0 when unrated or when the
-    partner does not accept integrity money. (`session` is for the scheme service.)"""
+    """Basis points of a sale payable from integrity money under the household's scheme; 0
+    when unrated or when the partner does not accept integrity money."""
     if not partner.accepts_integrity:
         return 0
-    rank = effective_rank(subject)
-    if rank is None or rank < 1:
-        return 0
-    return DEFAULT_RATE_BP_BY_RANK.get(rank, DEFAULT_RATE_BP_BY_RANK[5])
+    return ratings.discount_rate_bp(session, subject)
 
 
 def level_label(code: str | None, rank: int | None) -> str | None:
