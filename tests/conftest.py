@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from mall import create_app
 from mall.config import Config
 from mall.extensions import db
+from tests.auth.client import fresh_client
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -104,12 +105,13 @@ def session(app: Flask) -> Iterator[Session]:
         ctx.pop()
         outer.rollback()
         connection.close()
-        db.session.configure(bind=db.engine, join_transaction_mode="conservative_savepoint")
+        db.session.configure(bind=db.engine, join_transaction_mode="conditional_savepoint")
 
 
 @pytest.fixture
 def client(app: Flask, session: Session) -> FlaskClient:
-    return app.test_client()
+    """A client whose every request starts with an empty `g`, as in production."""
+    return fresh_client(app)
 
 
 @pytest.fixture

@@ -14,11 +14,7 @@ PHONE = "13600136000"
 
 
 def _household(app: Flask) -> None:
-    # tests/conftest.py's `session` fixture restores join_transaction_mode to the misspelt
-    # "conservative_savepoint", which SQLAlchemy refuses when a thread opens a new session.
-    # Reset the default until the fixture is fixed ("conditional_savepoint").
     db.session.remove()
-    db.session.configure(bind=db.engine, join_transaction_mode="conditional_savepoint")
     county = make_county(db.session())
     make_household(db.session(), county.villages[0], phone=PHONE)
     db.session.commit()
