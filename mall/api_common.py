@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import flask_smorest
+from flask import Request
+from flask_smorest import abort
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from webargs.flaskparser import FlaskParser
 
 
 class BaseSchema(Schema):
@@ -29,3 +34,25 @@ def page(items: list[Any], limit: int, key: str = "id") -> dict[str, Any]:
     """A keyset page: `next_cursor` is the last row's key when the page is full."""
     next_cursor = getattr(items[-1], key) if len(items) == limit else None
     return {"items": items, "next_cursor": next_cursor}
+
+
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser, with every unparseable JSON body answered as invalid JSON.
+
+    The stdlib decoder raises ValueError (not JSONDecodeError) for an integer of more than
+    4300 digits and RecursionError for very deep nesting; webargs lets both escape as a 500.
+    """
+
+    def _raw_load_json(self, req: Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError):
+            abort(400, messages={"json": ["Invalid JSON body."]})
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """The project's API blueprint: flask-smorest with our arguments parser."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()

@@ -5,6 +5,7 @@ from mall.auth import models as auth_models
 from mall.benefits import models as benefit_models
 from mall.catalog import models as catalog_models
 from mall.codes import models as code_models
+from mall.ledger import models as ledger_models
 from mall.partners import models as partner_models
 from mall.payments import models as payment_models
 from mall.points import models as points_models
@@ -21,9 +22,8 @@ __all__ = [
     "benefit_models",
     "catalog_models",
     "code_models",
+    "ledger_models",
     "partner_models",
-    "payment_models",
-    "pos_models",
     "payment_models",
     "points_models",
     "pos_models",

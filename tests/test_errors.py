@@ -53,6 +53,8 @@ def admin_headers(session: Session) -> dict[str, str]:
         (b"village_id=1", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
         (b'{"village_id": 1e999, "head_name": {"x": []}}', "application/json"),
+        (b'{"village_id": ' + b"9" * 5000 + b"}", "application/json"),
+        (b"[" * 200_000 + b"]" * 200_000, "application/json"),
     ],
 )
 def test_malformed_bodies_are_400(

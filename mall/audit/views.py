@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from mall.api_common import BaseSchema, page
+from mall.api_common import BaseSchema, Blueprint, page
 from mall.audit.services import list_entries
 from mall.auth.context import require_staff
 from mall.extensions import db
@@ -59,5 +58,5 @@ class AuditLog(MethodView):
         """Newest first, filterable, within the caller's region."""
         limit = args.pop("limit")
         cursor = args.pop("cursor")
-        rows = list_entries(db.session, g.user, before_id=cursor, limit=limit, **args)
+        rows = list_entries(db.session(), g.user, before_id=cursor, limit=limit, **args)
         return page(rows, limit)

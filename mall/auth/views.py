@@ -7,8 +7,8 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 from flask_babel import gettext
-from flask_smorest import Blueprint
 
+from mall.api_common import Blueprint
 from mall.auth import services
 from mall.auth.context import BEARER_SECURITY, require_staff
 from mall.auth.schemas import (

@@ -6,9 +6,8 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from mall.api_common import page
+from mall.api_common import Blueprint, page
 from mall.auth.context import BEARER_SECURITY, require_staff
 from mall.benefits import services
 from mall.benefits.schemas import (

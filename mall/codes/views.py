@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
+from mall.api_common import Blueprint
 from mall.codes import keys, policy
 from mall.codes.schemas import JwksSchema, PosKeysSchema
 from mall.extensions import db

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from mall.api_common import Blueprint
 from mall.auth.context import BEARER_SECURITY, require_farmer
 from mall.codes import qr
 from mall.codes.services import PinRejected

@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from mall.api_common import page
+from mall.api_common import Blueprint, page
 from mall.auth.context import require_staff
 from mall.errors import ValidationFailed
 from mall.extensions import db

@@ -10,9 +10,9 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
+from mall.api_common import Blueprint
 from mall.auth.context import require_staff
 from mall.errors import Forbidden, NotFound
 from mall.extensions import db

@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 from sqlalchemy import select
 
-from mall.api_common import BaseSchema
+from mall.api_common import BaseSchema, Blueprint
 from mall.audit import services as audit
 from mall.auth.context import require_staff
 from mall.errors import Forbidden
@@ -71,21 +70,21 @@ class RegionSettings(MethodView):
     @require_staff("county_admin", "township_admin", "village_clerk", "auditor")
     @blp.response(200, SettingsOut)
     def get(self, region_id: int) -> dict[str, Any]:
-        region = _visible(get_region(db.session, region_id))
-        return {"own": region.settings or {}, "effective": effective_settings(db.session, region)}
+        region = _visible(get_region(db.session(), region_id))
+        return {"own": region.settings or {}, "effective": effective_settings(db.session(), region)}
 
     @require_staff("county_admin", "township_admin")
     @blp.arguments(SettingsIn)
     @blp.response(200, SettingsOut)
     def patch(self, data: dict[str, Any], region_id: int) -> dict[str, Any]:
         """Override settings at this level (audited); children inherit what they do not set."""
-        region = _visible(get_region(db.session, region_id))
+        region = _visible(get_region(db.session(), region_id))
         if region.kind == "county" and g.user.role != "county_admin":
             raise Forbidden()
         before = dict(region.settings or {})
-        update_settings(db.session, region, data["settings"])
+        update_settings(db.session(), region, data["settings"])
         audit.record(
-            db.session,
+            db.session(),
             actor=g.user,
             action="region.settings",
             object_type="region",
@@ -96,4 +95,4 @@ class RegionSettings(MethodView):
             after=dict(region.settings),
         )
         db.session.commit()
-        return {"own": region.settings, "effective": effective_settings(db.session, region)}
+        return {"own": region.settings, "effective": effective_settings(db.session(), region)}

@@ -6,9 +6,8 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from mall.api_common import page
+from mall.api_common import Blueprint, page
 from mall.auth.context import require_staff
 from mall.extensions import db
 from mall.regions.services import get_region
@@ -49,7 +48,7 @@ class Households(MethodView):
             status=args["status"],
             level_code=args["level_code"],
         )
-        rows = queries.search(db.session, g.user, f, after_id=args["cursor"], limit=args["limit"])
+        rows = queries.search(db.session(), g.user, f, after_id=args["cursor"], limit=args["limit"])
         return page(rows, args["limit"])
 
     @require_staff("county_admin", "township_admin", "village_clerk")
@@ -57,9 +56,9 @@ class Households(MethodView):
     @blp.response(201, HouseholdOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Enrol a household (audited)."""
-        village = get_region(db.session, data["village_id"])
+        village = get_region(db.session(), data["village_id"])
         subject = services.enrol_household(
-            db.session,
+            db.session(),
             g.user,
             village=village,
             head_name=data["head_name"],
@@ -76,7 +75,7 @@ class Household(MethodView):
     @require_staff(*ALL_STAFF)
     @blp.response(200, HouseholdOut)
     def get(self, ref: str) -> Any:
-        return ensure_visible(g.user, services.get_by_ref(db.session, ref), "holder_not_found")
+        return ensure_visible(g.user, services.get_by_ref(db.session(), ref), "holder_not_found")
 
 
 @blp.route("/<ref>/status")
@@ -86,8 +85,8 @@ class HouseholdStatus(MethodView):
     @blp.response(200, HouseholdOut)
     def post(self, data: dict[str, Any], ref: str) -> Any:
         """Freeze, revoke or reactivate, with a reason (audited)."""
-        subject = services.get_by_ref(db.session, ref)
-        services.change_status(db.session, g.user, subject, data["status"], data["reason"])
+        subject = services.get_by_ref(db.session(), ref)
+        services.change_status(db.session(), g.user, subject, data["status"], data["reason"])
         db.session.commit()
         return subject
 
@@ -99,7 +98,7 @@ class HouseholdReveal(MethodView):
     @blp.response(200, RevealOut)
     def post(self, data: dict[str, Any], ref: str) -> dict[str, Any]:
         """Show one personal field in full; the reveal is written to the audit log."""
-        subject = services.get_by_ref(db.session, ref)
-        value = services.reveal(db.session, g.user, subject, data["field"], data["reason"])
+        subject = services.get_by_ref(db.session(), ref)
+        value = services.reveal(db.session(), g.user, subject, data["field"], data["reason"])
         db.session.commit()
         return {"field": data["field"], "value": value}

@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 
-from mall.api_common import BaseSchema, PageArgs, page
+from mall.api_common import BaseSchema, Blueprint, PageArgs, page
 from mall.audit import services as audit
 from mall.auth.context import require_staff
 from mall.errors import Forbidden, ValidationFailed
@@ -80,14 +79,14 @@ class Users(MethodView):
         """Create a staff account within the caller's region (audited)."""
         if data["role"] not in CREATABLE.get(g.user.role, set()):
             raise Forbidden()
-        region = ensure_visible(g.user, get_region(db.session, data["region_id"]))
+        region = ensure_visible(g.user, get_region(db.session(), data["region_id"]))
         partner = None
         if data["partner_id"] is not None:
             partner = ensure_visible(g.user, db.session.get(Partner, data["partner_id"]))
         elif data["role"] == "cashier":
             raise ValidationFailed(details={"fields": {"partner_id": ["required for a cashier"]}})
         user = create_user(
-            db.session,
+            db.session(),
             username=data["username"],
             password=data["password"],
             role=data["role"],
@@ -96,7 +95,7 @@ class Users(MethodView):
             partner=partner,
         )
         audit.record(
-            db.session,
+            db.session(),
             actor=g.user,
             action="user.create",
             object_type="user",

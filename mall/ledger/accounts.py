@@ -1,0 +1,153 @@
+"""Get-or-create of ledger accounts: household wallets, partner payables, township accounts.
+
+Creation is race-free without locks: `INSERT ... ON CONFLICT DO NOTHING` against the partial
+unique indexes, then a read. Two requests opening the same wallet both get the one account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mall.clock import utcnow
+from mall.errors import ValidationFailed
+from mall.ledger.models import (
+    ASSETS,
+    CNY,
+    HOUSEHOLD_INTEGRITY,
+    HOUSEHOLD_POINTS,
+    INTEGRITY_FUND,
+    OFFLINE_SHORTFALL,
+    PARTNER_PAYABLE,
+    POINTS,
+    POINTS_FUND,
+    SYSTEM_KINDS,
+    Account,
+)
+from mall.subjects.models import CreditSubject
+
+_accounts: Table = Account.__table__  # type: ignore[assignment]
+
+# The asset of the system accounts that hold only one; the others exist once per asset.
+_SYSTEM_ASSET = {POINTS_FUND: POINTS, INTEGRITY_FUND: CNY, OFFLINE_SHORTFALL: CNY}
+
+
+@dataclass(frozen=True)
+class Wallets:
+    """A household's two wallets: credit points and integrity money (fen)."""
+
+    points: Account
+    integrity: Account
+
+
+def _get_or_create(
+    session: Session,
+    values: dict[str, Any],
+    conflict_columns: list[str],
+    conflict_where: str,
+    match: list[ColumnElement[bool]],
+) -> Account:
+    found = session.scalars(select(Account).where(*match)).one_or_none()
+    if found is not None:
+        return found
+    dialect = session.get_bind().dialect.name
+    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_accounts)
+    stmt = ins.values(
+        posted_balance=0, held_balance=0, created_at=utcnow(), **values
+    ).on_conflict_do_nothing(index_elements=conflict_columns, index_where=text(conflict_where))
+    session.execute(stmt)
+    return session.scalars(select(Account).where(*match)).one()
+
+
+def _check_asset(asset: str) -> None:
+    if asset not in ASSETS:
+        raise ValidationFailed(details={"fields": {"asset": [f"one of {', '.join(ASSETS)}"]}})
+
+
+def household_wallet(session: Session, subject: CreditSubject, kind: str) -> Account:
+    if kind not in (HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY):
+        raise ValidationFailed(details={"fields": {"kind": ["a household wallet kind"]}})
+    asset = POINTS if kind == HOUSEHOLD_POINTS else CNY
+    return _get_or_create(
+        session,
+        {
+            "township_id": subject.township_id,
+            "kind": kind,
+            "asset": asset,
+            "subject_id": subject.id,
+            "no_negative": True,
+        },
+        ["township_id", "kind", "asset", "subject_id"],
+        "subject_id IS NOT NULL",
+        [
+            Account.township_id == subject.township_id,
+            Account.kind == kind,
+            Account.asset == asset,
+            Account.subject_id == subject.id,
+        ],
+    )
+
+
+def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
+    return Wallets(
+        points=household_wallet(session, subject, HOUSEHOLD_POINTS),
+        integrity=household_wallet(session, subject, HOUSEHOLD_INTEGRITY),
+    )
+
+
+def partner_payable(session: Session, township_id: int, partner_id: int, asset: str) -> Account:
+    """What the township owes a partner, in points redeemed or in integrity money (fen).
+
+    A partner serving households of several townships has a payable in each: every entry
+    stays inside one tenant, and each township fund settles its own households' spending."""
+    _check_asset(asset)
+    return _get_or_create(
+        session,
+        {
+            "township_id": township_id,
+            "kind": PARTNER_PAYABLE,
+            "asset": asset,
+            "partner_id": partner_id,
+            "no_negative": False,
+        },
+        ["township_id", "kind", "asset", "partner_id"],
+        "partner_id IS NOT NULL",
+        [
+            Account.township_id == township_id,
+            Account.kind == PARTNER_PAYABLE,
+            Account.asset == asset,
+            Account.partner_id == partner_id,
+        ],
+    )
+
+
+def system_account(
+    session: Session, township_id: int, kind: str, asset: str | None = None
+) -> Account:
+    """A township's own account: points fund, integrity-money fund, settled payouts,
+    expired/forfeited, offline shortfall. These may go negative: a fund's balance is minus
+    what it has issued."""
+    if kind not in SYSTEM_KINDS:
+        raise ValidationFailed(details={"fields": {"kind": ["a township account kind"]}})
+    fixed = _SYSTEM_ASSET.get(kind)
+    asset = asset or fixed
+    if asset is None or (fixed is not None and asset != fixed):
+        raise ValidationFailed(details={"fields": {"asset": [f"{kind} needs a valid asset"]}})
+    _check_asset(asset)
+    return _get_or_create(
+        session,
+        {"township_id": township_id, "kind": kind, "asset": asset, "no_negative": False},
+        ["township_id", "kind", "asset"],
+        "subject_id IS NULL AND partner_id IS NULL",
+        [
+            Account.township_id == township_id,
+            Account.kind == kind,
+            Account.asset == asset,
+            Account.subject_id.is_(None),
+            Account.partner_id.is_(None),
+        ],
+    )
