@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from mall.api_common import BaseSchema
+from mall.api_common import BaseSchema, Blueprint
 from mall.audit import services as audit
 from mall.auth.context import BEARER_SECURITY, require_staff
 from mall.catalog import services

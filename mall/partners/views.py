@@ -10,11 +10,10 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import select
 
-from mall.api_common import BaseSchema, PageArgs, page
+from mall.api_common import BaseSchema, Blueprint, PageArgs, page
 from mall.audit import services as audit
 from mall.auth.context import BEARER_SECURITY, require_staff
 from mall.errors import NotFound
