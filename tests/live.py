@@ -38,15 +38,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _flask(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
+def run_flask(env: dict[str, str], *args: str) -> None:
+    """Run a `flask --app wsgi` command in a child process; its output explains a failure."""
+    done = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *args],
         cwd=ROOT,
         env=env,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +57,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     tmp = tmp_path_factory.mktemp("live")
     database_url, drop = create_scratch_database(str(tmp), "live")
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
-    _flask(env, "db", "upgrade", "heads")
+    run_flask(env, "db", "upgrade", "heads")
     manifest_path = tmp / "manifest.json"
-    _flask(env, "demo", "--manifest", str(manifest_path))
+    run_flask(env, "demo", "--manifest", str(manifest_path))
     port = _free_port()
     log_path = tmp / "gunicorn.log"
     log = log_path.open("w")

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask import Flask
-from flask_migrate import downgrade, upgrade
 from sqlalchemy.orm import Session
 
 from mall.db import Base
-from mall.extensions import db
-from tests.conftest import create_scratch_database, make_test_app
+from tests.conftest import create_scratch_database
+from tests.live import run_flask
 
 
-def test_models_match_migrations(app: Flask, session: Session) -> None:
+def test_models_match_migrations(session: Session) -> None:
     ctx = MigrationContext.configure(session.connection(), opts={"compare_type": True})
     diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], diff
 
 
-def test_upgrade_downgrade_upgrade_on_a_fresh_database(tmp_path, app: Flask) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_downgrade_upgrade_on_a_fresh_database(tmp_path: Path) -> None:
+    # In a child process: the app's database extension is process-wide, and this suite's
+    # app stays bound to the suite's database.
     url, drop = create_scratch_database(str(tmp_path), "mig")
-    fresh = make_test_app(url)
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
     try:
-        with fresh.app_context():
-            upgrade(revision="heads")
-            downgrade(revision="base")
-            upgrade(revision="heads")
+        run_flask(env, "db", "upgrade", "heads")
+        run_flask(env, "db", "downgrade", "base")
+        run_flask(env, "db", "upgrade", "heads")
+        run_flask(env, "db", "check")
     finally:
-        # The extension is shared: point it back at the suite's database.
-        db.session.remove()
-        db.engine.dispose()
-        db.init_app(app)
         drop()  # type: ignore[operator]
