@@ -25,7 +25,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from admin.forms import LoginForm
+from admin.common import can_write, fen
+from admin.forms import CATEGORY_LABELS, STATUS_LABELS, LoginForm
 from admin.nav import NAV_ITEMS
 from mall.auth.context import (
     SAFE_METHODS,
@@ -102,6 +103,17 @@ def lang_switch_url(lang: str) -> str:
     return request.path + "?" + urlencode(args)
 
 
+@bp.app_template_filter("reject_cursor")
+def _reject_cursor(args: Any) -> str:
+    return urlencode([(k, v) for k, v in args.items(multi=True) if k not in ("after", "format")])
+
+
+@bp.app_template_filter("with_format")
+def _with_format(args: Any, fmt: str) -> str:
+    pairs = [(k, v) for k, v in args.items(multi=True) if k not in ("after", "format")]
+    return urlencode([*pairs, ("format", fmt)])
+
+
 @bp.context_processor
 def _template_context() -> dict[str, Any]:
     user = g.get("user")
@@ -111,6 +123,10 @@ def _template_context() -> dict[str, Any]:
         "html_lang": "en" if locale.startswith("en") else "zh-CN",
         "nav_items": [i for i in NAV_ITEMS if user is not None and i.visible_to(user.role)],
         "role_label": lambda role: ROLE_LABELS.get(role, role),
+        "can_write": user is not None and can_write(user),
+        "fen": fen,
+        "category_label": lambda c: CATEGORY_LABELS.get(c, c),
+        "status_label": lambda s: STATUS_LABELS.get(s, s),
     }
 
 
@@ -213,6 +229,14 @@ def logout() -> WerkzeugResponse:
 @bp.get("/")
 @staff_page()
 def index() -> str:
+    from admin.pages.dashboard import dashboard_context
+
     user = g.user
     region = db.session.get(Region, user.region_id)
-    return render_template("admin/index.html", user=user, region_name=region.name if region else "")
+    charts = dashboard_context(db.session(), user) if user.role != "cashier" else None
+    return render_template(
+        "admin/index.html", user=user, region_name=region.name if region else "", charts=charts
+    )
+
+
+from admin import pages as _pages  # noqa: E402, F401  (registers every page on `bp`)
