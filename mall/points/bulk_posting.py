@@ -16,7 +16,6 @@ The ledger package has no bulk path yet; when it gets one this module should cal
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -293,28 +292,15 @@ def _insert_postings(
 
 
 def _copy(session: Session, table: str, columns: list[str], rows: Iterator[list[Any]]) -> None:
-    """PostgreSQL COPY in text format through the session's own connection and transaction."""
+    """PostgreSQL COPY through the session's own connection and transaction; psycopg adapts
+    each value (in C with psycopg[binary])."""
     dbapi: Any = session.connection().connection.dbapi_connection
-    buf = io.StringIO()
-    for row in rows:
-        buf.write("\t".join(_copy_text(v) for v in row))
-        buf.write("\n")
     with (
         dbapi.cursor() as cur,
         cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
     ):
-        copy.write(buf.getvalue())
-
-
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    s = str(value)
-    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        for row in rows:
+            copy.write_row(row)
 
 
 def _update_balances(

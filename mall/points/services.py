@@ -419,16 +419,20 @@ def _apply_caps(session: Session, batch_id: int) -> None:
         .order_by(_events.c.occurred_on, _events.c.id)
     ).all()
     start = date(min(e.occurred_on for e in events).year, 1, 1) - timedelta(days=7)
-    batch_subjects = select(_events.c.subject_id).where(_events.c.batch_id == batch_id)
+    mine = (
+        select(_events.c.subject_id.label("sid"))
+        .where(_events.c.batch_id == batch_id, _events.c.rule_id.in_(list(capped)))
+        .distinct()
+        .subquery()
+    )
     used: dict[tuple[int, int, tuple[Any, ...]], int] = defaultdict(int)
     prior = session.execute(
-        select(
-            _events.c.subject_id, _events.c.rule_id, _events.c.occurred_on, _events.c.awarded
-        ).where(
+        select(_events.c.subject_id, _events.c.rule_id, _events.c.occurred_on, _events.c.awarded)
+        .join(mine, mine.c.sid == _events.c.subject_id)
+        .where(
             _events.c.status == "approved",
             _events.c.rule_id.in_(list(capped)),
             _events.c.occurred_on >= start,
-            _events.c.subject_id.in_(batch_subjects),
         )
     )
     for p in prior:

@@ -21,7 +21,7 @@ from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 
-RULES = [
+RULES: list[tuple[str, str, int, str, dict[str, int]]] = [
     ("volunteer", "志愿服务", 10, "volunteering", {"cap_month": 50}),
     ("public_good", "公益活动", 5, "public_good", {}),
     ("customs", "移风易俗(婚事新办、丧事简办)", 8, "customs_reform", {"cap_year": 40}),
@@ -36,7 +36,16 @@ def seed_ratings_and_points(
     day = today or business_date()
     for code, name, pts, category, caps in RULES:
         create_rule(
-            session, None, county, code=code, name=name, points=pts, category=category, **caps
+            session,
+            None,
+            county,
+            code=code,
+            name=name,
+            points=pts,
+            category=category,
+            cap_week=caps.get("cap_week"),
+            cap_month=caps.get("cap_month"),
+            cap_year=caps.get("cap_year"),
         )
     levels = {lv.code: lv for lv in BUILT_IN[DEFAULT_SCHEME].levels}
     wanted = {h["ref"]: h.get("level") for h in manifest.households}
