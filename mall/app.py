@@ -78,6 +78,11 @@ def _register_blueprints(app: Flask) -> None:
 
     api.register_blueprint(farmer_api_blp)
     app.register_blueprint(farmer_pages_bp)
+    from mall.reports.views import blp as reports_blp
+    from mall.settlement.views import blp as settlement_blp
+
+    api.register_blueprint(settlement_blp)
+    api.register_blueprint(reports_blp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -63,6 +63,9 @@ def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
     auths = _optional("mall.payments.services", "expire_authorizations")
     if auths is not None:
         steps.append(("payment_authorizations", lambda s: auths(s)))
+    closing = _optional("mall.settlement.closing", "close_due_statements")
+    if closing is not None:
+        steps.append(("settlement_closing", lambda s: closing(s, utcnow())))
     return steps
 
 

@@ -28,7 +28,7 @@ from mall.ledger.models import CNY, OFFLINE_SHORTFALL
 from mall.ledger.posting import EntrySpec, Leg, Source, lock_accounts, post_entries
 from mall.partners.models import Partner, Terminal
 from mall.payments.models import OfflineRecord, Payment
-from mall.payments.services import new_public_id
+from mall.payments.services import new_public_id, open_business_date
 from mall.subjects.models import CreditSubject
 
 MAX_RECORD_AGE = timedelta(hours=72)
@@ -136,6 +136,7 @@ def _apply(
     ]
     granted = sale.integrity_discount_fen
     taken = min(granted, max(0, state.posted - state.held))
+    booked = open_business_date(session, partner.id, day)  # a closed day takes nothing
     shortfall = granted - taken
     payment = Payment(
         public_id=new_public_id("pay_"),
@@ -153,7 +154,7 @@ def _apply(
         cash_due_fen=sale.amount_fen - granted,
         needs_review=shortfall > 0,
         external_ref=f"offline:{sale.local_id}"[:64],
-        business_date=day,
+        business_date=booked,
         created_at=now,
         captured_at=captured_at,
     )
@@ -174,7 +175,7 @@ def _apply(
                 reason=f"{partner.name} 离线诚信金抵扣",
                 source=source,
                 idempotency_key=f"pay:{payment.id}:integrity",
-                business_date=day,
+                business_date=booked,
             )
         )
     if shortfall:
@@ -188,7 +189,7 @@ def _apply(
                 reason=f"离线交易余额不足,由乡镇垫付(待复核) {sale.local_id}",
                 source=source,
                 idempotency_key=f"pay:{payment.id}:shortfall",
-                business_date=day,
+                business_date=booked,
             )
         )
     if specs:

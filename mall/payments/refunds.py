@@ -19,7 +19,7 @@ from mall.ledger.accounts import household_wallets, partner_payable
 from mall.ledger.models import CNY, POINTS
 from mall.ledger.posting import EntrySpec, Leg, Source, post_entries
 from mall.payments.models import Payment, Refund
-from mall.payments.services import new_public_id
+from mall.payments.services import new_public_id, open_business_date
 from mall.subjects.models import CreditSubject
 
 
@@ -99,7 +99,7 @@ def refund_payment(
         points=points_back,
         settlement_fen=settlement_back,
         items=[{"sku": sku, "qty": qty} for sku, qty in wanted.items()],
-        business_date=business_date(now),
+        business_date=open_business_date(session, payment.partner_id, business_date(now)),
         created_at=now,
     )
     payment.refunds.append(refund)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -517,10 +517,20 @@ def _restore_items(session: Session, payment: Payment) -> None:
         restore_stock(session, item.goods_id, item.qty - item.refunded_qty)
 
 
-def business_date_settled(session: Session, partner_id: int, day: object) -> bool:
-    """Whether the partner's statement of `day` is closed. Always False until the
-    settlement issue adds closing; voids of completed payments check it."""
-    return False
+def business_date_settled(session: Session, partner_id: int, day: date) -> bool:
+    """Whether the partner's statement of `day` is closed (mall.settlement); voids of
+    completed payments check it."""
+    from mall.settlement.closing import is_closed
+
+    return is_closed(session, partner_id, day)
+
+
+def open_business_date(session: Session, partner_id: int, day: date) -> date:
+    """The business date to book something of `day` on: `day` unless the partner's
+    statement of it is closed, else the next open day (mall.settlement)."""
+    from mall.settlement.closing import first_open_date
+
+    return first_open_date(session, partner_id, day)
 
 
 def void_payment(session: Session, payment: Payment, *, actor: str) -> Payment:
@@ -549,6 +559,7 @@ def void_payment(session: Session, payment: Payment, *, actor: str) -> Payment:
                     actor=actor,
                     reason="撤销交易",
                     idempotency_key=f"pay:{payment.id}:void:{what}",
+                    business_date=payment.business_date,
                 )
     else:
         raise Conflict("invalid_state", details={"status": payment.status})

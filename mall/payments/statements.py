@@ -38,7 +38,13 @@ def list_payments(
 def daily_statement(session: Session, partner_id: int, day: date) -> dict[str, Any]:
     """Counts and totals of the partner's day, in fen and points. `net_payable_fen` is what
     the township owes for the day: integrity discounts, the settlement value of redeemed
-    goods and offline shortfalls, less what refunds gave back."""
+    goods and offline shortfalls, less what refunds gave back. A closed day answers the
+    figures frozen when it closed (mall.settlement)."""
+    from mall.settlement.statements import closed_figures
+
+    frozen = closed_figures(session, partner_id, day)
+    if frozen is not None:
+        return {"partner_id": partner_id, "business_date": day, "closed": True, **frozen}
     p = session.execute(
         select(
             func.count(Payment.id),

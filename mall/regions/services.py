@@ -23,6 +23,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "offline_floor_limit_fen": 5000,
     "reservation_days": 7,
     "rating_score_weights": {"civility": 30, "visit": 40, "points": 30},
+    "settlement_cutoff_hour": 2,  # a business date closes at 02:00 the next morning
 }
 
 _PARENT_KIND = {"township": "county", "village": "township"}

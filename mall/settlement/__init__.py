@@ -1,0 +1,1 @@
+"""Settlement with partners: daily statements, closing, payout and reconciliation."""
