@@ -44,9 +44,15 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from mall.audit.views import blp as audit_blp
     from mall.health.views import blp as health_blp
+    from mall.regions.views import blp as regions_blp
+    from mall.subjects.views import blp as households_blp
+    from mall.users.views import blp as users_blp
 
     app.register_blueprint(health_blp)
+    for staff_blp in (regions_blp, households_blp, users_blp, audit_blp):
+        api.register_blueprint(staff_blp)
     from mall.auth.views import blp as auth_blp
 
     api.register_blueprint(auth_blp)
