@@ -16,11 +16,10 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate, validates_schema
 from marshmallow.exceptions import ValidationError
 
-from mall.api_common import BaseSchema
+from mall.api_common import BaseSchema, Blueprint
 from mall.auth.context import require_staff
 from mall.extensions import db
 from mall.upstream import services
