@@ -11,8 +11,9 @@ from flask import Flask, Response, g, request
 from mall import models  # noqa: F401  (registers every table on the metadata)
 from mall.config import Config
 from mall.errors import register_error_handlers
-from mall.extensions import api, babel, csrf, db, migrate, select_locale
+from mall.extensions import api, babel, csrf, db, limiter, migrate, select_locale
 from mall.logging import configure_logging
+from mall.ratelimits import apply_rate_limits
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -37,6 +38,8 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
     api.init_app(app)
 
     _register_blueprints(app)
+    limiter.init_app(app)
+    apply_rate_limits(app)  # after the blueprints: limits attach to their views
     _register_cli(app)
     register_error_handlers(app)  # after api.init_app: ours replace smorest's handlers
     _request_context(app)
@@ -84,6 +87,9 @@ def _register_blueprints(app: Flask) -> None:
 
     api.register_blueprint(farmer_api_blp)
     app.register_blueprint(farmer_pages_bp)
+    from pos_adapter.cashier.views import bp as cashier_bp
+
+    app.register_blueprint(cashier_bp)
     from mall.reports.views import blp as reports_blp
     from mall.settlement.views import blp as settlement_blp
 

@@ -76,6 +76,16 @@ class Config:
         ):
             if e.get(name):
                 setattr(self, name, int(e[name]))
+        # Rate limits (mall/ratelimits.py). "memory://" counts per process: with several
+        # gunicorn workers use Redis, e.g. RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0.
+        self.RATELIMIT_ENABLED = e.get("RATELIMIT_ENABLED", "1") == "1"
+        self.RATELIMIT_STORAGE_URI = e.get("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_KEY_PREFIX = e.get("RATELIMIT_KEY_PREFIX", "mall")
+        self.RATELIMIT_TRUSTED_PROXIES = int(e.get("RATELIMIT_TRUSTED_PROXIES", "0"))
+        self.RATELIMIT_LOGIN = e.get("RATELIMIT_LOGIN", "20/minute")
+        self.RATELIMIT_SCAN = e.get("RATELIMIT_SCAN", "600/minute")
+        self.RATELIMIT_FARMER_CODE = e.get("RATELIMIT_FARMER_CODE", "30/minute")
         if e.get("CARD_FONT_PATH"):
             self.CARD_FONT_PATH = e["CARD_FONT_PATH"]
         self.TESTING = False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import request
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_wtf import CSRFProtect
@@ -17,6 +19,8 @@ migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
 api = Api()
+# Limits, storage and headers come from the app config (RATELIMIT_*); see mall.ratelimits.
+limiter = Limiter(get_remote_address)
 
 
 def select_locale() -> str:

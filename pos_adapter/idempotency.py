@@ -45,10 +45,22 @@ def request_hash(req: Request) -> str:
 
 
 def _key(req: Request) -> str:
-    key = req.headers.get(KEY_HEADER, "")
+    return _checked_key(req.headers.get(KEY_HEADER, ""))
+
+
+def _checked_key(key: str) -> str:
     if not 1 <= len(key) <= 64 or not key.isprintable():
         raise ValidationFailed("idempotency_key_required")
     return key
+
+
+def form_digest(req: Request) -> str:
+    """The fingerprint of a form POST: method, path and every field in order."""
+    h = hashlib.sha256()
+    h.update(req.method.encode() + b"\n" + req.path.encode() + b"\n")
+    for name, value in req.form.items(multi=True):
+        h.update(json.dumps([name, value], ensure_ascii=False).encode() + b"\n")
+    return h.hexdigest()
 
 
 def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datetime) -> Any:
@@ -99,11 +111,23 @@ def _error_response(exc: Exception) -> Response:
     return resp if isinstance(resp, Response) else current_app.make_response(resp)
 
 
-def run(session: Session, req: Request, terminal_pk: int, work: Callable[[], Any]) -> Response:
-    """Run `work` (a view returning a response) at most once per key of this terminal."""
-    key = _key(req)
+def run(
+    session: Session,
+    req: Request,
+    terminal_pk: int,
+    work: Callable[[], Any],
+    *,
+    key: str | None = None,
+    digest: str | None = None,
+) -> Response:
+    """Run `work` (a view returning a response) at most once per key of this terminal.
+
+    The key comes from the Idempotency-Key header and the fingerprint from the raw body,
+    unless given: the cashier pages send the key in a hidden form field, and their form
+    body is consumed by the CSRF check before the view runs (see `form_digest`)."""
+    key = _key(req) if key is None else _checked_key(key)
     now = utcnow()
-    existing = _claim(session, terminal_pk, key, request_hash(req), now)
+    existing = _claim(session, terminal_pk, key, digest or request_hash(req), now)
     if existing is not None:
         return _replay(existing)
     try:

@@ -65,7 +65,8 @@ def create_scratch_database(tmp_dir: str, label: str = "t") -> tuple[str, object
 
 def make_test_app(database_url: str, **overrides: object) -> Flask:
     config = Config({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"})
-    return create_app(config, TESTING=True, **overrides)
+    # Rate limits off unless a test turns them on (tests/test_ratelimits.py).
+    return create_app(config, TESTING=True, **{"RATELIMIT_ENABLED": False, **overrides})
 
 
 @pytest.fixture(scope="session")

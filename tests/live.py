@@ -56,7 +56,13 @@ def run_flask(env: dict[str, str], *args: str) -> None:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("live")
     database_url, drop = create_scratch_database(str(tmp), "live")
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "INFO",
+        # The fuzzing and end-to-end runs send bursts; the limits have their own tests.
+        "RATELIMIT_ENABLED": os.environ.get("RATELIMIT_ENABLED", "0"),
+    }
     run_flask(env, "db", "upgrade", "heads")
     manifest_path = tmp / "manifest.json"
     run_flask(env, "demo", "--manifest", str(manifest_path))
