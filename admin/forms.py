@@ -18,6 +18,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -102,8 +103,13 @@ class CheckboxConfirmForm(FlaskForm):
 # ---------------------------------------------------------------- partners
 
 
-def _choices(labels: dict[str, Any], keys: tuple[str, ...]) -> list[tuple[str, Any]]:
-    return [(k, labels.get(k, k)) for k in keys]
+def options(pairs: list[tuple[Any, Any]]) -> list[SelectChoice]:
+    """SelectField choices in the form wtforms 3.3 wants (tuples are deprecated)."""
+    return [SelectChoice(value=v, label=label) for v, label in pairs]
+
+
+def _choices(labels: dict[str, Any], keys: tuple[str, ...]) -> list[SelectChoice]:
+    return options([(k, labels.get(k, k)) for k in keys])
 
 
 class PartnerForm(FlaskForm):
@@ -185,7 +191,7 @@ class BenefitForm(FlaskForm):
     description = TextAreaField(_l("说明"), validators=[Length(max=500, message=_l("最多500字"))])
     scope = SelectField(
         _l("适用于"),
-        choices=[("category", _l("某一类商户")), ("partner", _l("指定商户"))],
+        choices=options([("category", _l("某一类商户")), ("partner", _l("指定商户"))]),
         default="category",
     )
     partner_category = SelectField(
@@ -235,21 +241,42 @@ class BenefitForm(FlaskForm):
     valid_until = DateField(_l("截止日期"), validators=[Optional()])
     funded_by = SelectField(_l("资金来源"), choices=_choices(FUNDER_LABELS, FUNDERS))
 
-    def validate_percent(self, field: Any) -> None:
-        if self.kind.data == "percent_discount" and field.data is None:
-            raise ValidationError(str(_l("按比例优惠须填写优惠比例")))
-
-    def validate_fixed_yuan(self, field: Any) -> None:
-        if self.kind.data == "fixed_discount" and field.data is None:
-            raise ValidationError(str(_l("立减须填写金额")))
-
-    def validate_partner_id(self, field: Any) -> None:
-        if self.scope.data == "partner" and not field.data:
-            raise ValidationError(str(_l("请选择商户")))
-
-    def validate_valid_until(self, field: Any) -> None:
-        if field.data and self.valid_from.data and field.data < self.valid_from.data:
-            raise ValidationError(str(_l("截止日期不能早于生效日期")))
+    def validate(self, extra_validators: Any = None) -> bool:
+        # Cross-field rules run here: a field's Optional() stops its own inline validators.
+        ok = super().validate(extra_validators)
+        checks = [
+            (
+                self.kind.data == "percent_discount" and self.percent.data is None,
+                self.percent,
+                _l("按比例优惠须填写优惠比例"),
+            ),
+            (
+                self.kind.data == "fixed_discount" and self.fixed_yuan.data is None,
+                self.fixed_yuan,
+                _l("立减须填写金额"),
+            ),
+            (
+                "scope" in self._fields
+                and self.scope.data == "partner"
+                and not self.partner_id.data,
+                self._fields.get("partner_id"),
+                _l("请选择商户"),
+            ),
+            (
+                bool(
+                    self.valid_until.data
+                    and self.valid_from.data
+                    and self.valid_until.data < self.valid_from.data
+                ),
+                self.valid_until,
+                _l("截止日期不能早于生效日期"),
+            ),
+        ]
+        for failed, field, message in checks:
+            if failed and field is not None:
+                field.errors = [*field.errors, str(message)]
+                ok = False
+        return ok
 
 
 class GoodsForm(FlaskForm):
@@ -402,14 +429,18 @@ class HouseholdImportForm(FlaskForm):
 class StatusForm(ConfirmForm):
     status = SelectField(
         _l("新状态"),
-        choices=[("frozen", _l("冻结")), ("revoked", _l("撤销")), ("active", _l("恢复正常"))],
+        choices=options(
+            [("frozen", _l("冻结")), ("revoked", _l("撤销")), ("active", _l("恢复正常"))]
+        ),
     )
 
 
 class RevealForm(FlaskForm):
     field = SelectField(
         _l("要查看的信息"),
-        choices=[("name", _l("户主姓名")), ("phone", _l("手机号")), ("id_number", _l("身份证号"))],
+        choices=options(
+            [("name", _l("户主姓名")), ("phone", _l("手机号")), ("id_number", _l("身份证号"))]
+        ),
     )
     reason = TextAreaField(
         _l("查看原因(将记入审计日志)"),
@@ -495,7 +526,7 @@ class SettingsForm(FlaskForm):
     )
     rating_period = SelectField(
         _l("评级周期"),
-        choices=[("", _l("继承上级")), ("year", _l("年")), ("quarter", _l("季度"))],
+        choices=options([("", _l("继承上级")), ("year", _l("年")), ("quarter", _l("季度"))]),
         validators=[Optional()],
     )
     notice_days = IntegerField(
@@ -512,7 +543,7 @@ class SettingsForm(FlaskForm):
     )
     integrity_money_carry_over = SelectField(
         _l("诚信金结转下期"),
-        choices=[("", _l("继承上级")), ("yes", _l("是")), ("no", _l("否"))],
+        choices=options([("", _l("继承上级")), ("yes", _l("是")), ("no", _l("否"))]),
         validators=[Optional()],
     )
     offline_floor_limit_yuan = DecimalField(
@@ -534,8 +565,14 @@ class SettingsForm(FlaskForm):
         _l("积分权重(%)"), validators=[Optional(), NumberRange(min=0, max=100)]
     )
 
-    def validate_weight_points(self, field: Any) -> None:
-        weights = [self.weight_civility.data, self.weight_visit.data, field.data]
+    def validate(self, extra_validators: Any = None) -> bool:
+        ok = super().validate(extra_validators)
+        weights = [self.weight_civility.data, self.weight_visit.data, self.weight_points.data]
         given = [w for w in weights if w is not None]
         if given and (len(given) != 3 or sum(given) != 100):
-            raise ValidationError(str(_l("三项权重须同时填写,合计为100")))
+            self.weight_points.errors = [
+                *self.weight_points.errors,
+                str(_l("三项权重须同时填写,合计为100")),
+            ]
+            ok = False
+        return ok

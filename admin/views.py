@@ -143,6 +143,8 @@ def _csrf_failed(_exc: CSRFError) -> tuple[str, int]:
 def _domain_error(exc: DomainError) -> tuple[str, int]:
     if exc.status == 403:
         return _error_page(403, gettext("没有权限"), gettext("没有权限执行此操作"))
+    if exc.status == 404:  # out of scope looks exactly like absent
+        return _error_page(404, gettext("未找到"), gettext("您访问的页面不存在"))
     return _error_page(
         exc.status, gettext("操作未完成"), exc.message or str(MESSAGES.get(exc.code, exc.code))
     )

@@ -328,7 +328,7 @@ def household_status(ref: str) -> Any:
     subject = _household(ref)
     require_writer(g.user)
     form = StatusForm()
-    form.status.choices = [(k, v) for k, v in form.status.choices if k != subject.status]
+    form.status.choices = [c for c in form.status.choices if c.value != subject.status]
     if request.method == "GET" and request.args.get("to"):
         form.status.data = request.args["to"]
     if form.validate_on_submit():
@@ -373,7 +373,7 @@ def household_reveal(ref: str) -> Any:
             db.session(), g.user, subject, form.field.data or "", form.reason.data or ""
         )
         db.session.commit()
-        label = dict(form.field.choices).get(form.field.data, form.field.data)
+        label = next((c.label for c in form.field.choices if c.value == form.field.data), "")
         # Rendered, not redirected: the value is in this one response (no-store) and nowhere else.
         return render_template(
             "admin/household_reveal.html", s=subject, label=label, value=value or "—"

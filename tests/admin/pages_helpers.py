@@ -84,7 +84,9 @@ def csrf(client: FlaskClient, path: str = "/admin/") -> str:
     return match.group(1)
 
 
-def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None, **kw: Any) -> TestResponse:
+def post(
+    client: FlaskClient, path: str, data: dict[str, Any] | None = None, **kw: Any
+) -> TestResponse:
     body = {"csrf_token": csrf(client), **(data or {})}
     return client.post(path, data=body, **kw)
 

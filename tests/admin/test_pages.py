@@ -7,7 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from tests.admin.pages_helpers import World, build_world, login_as, post, text
+from tests.admin.pages_helpers import World, build_world, login_as, text
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ ADMIN_PAGES = [
 def test_every_page_renders_for_each_role(client: FlaskClient, w: World, role: str) -> None:
     user = getattr(w, role)
     login_as(client, user)
-    for path in list_pages(w) + ([] if role == "clerk" else [*ADMIN_PAGES, f"/admin/partners/{w.partner.id}"]):
+    for path in list_pages(w) + (
+        [] if role == "clerk" else [*ADMIN_PAGES, f"/admin/partners/{w.partner.id}"]
+    ):
         resp = client.get(path)
         assert resp.status_code == 200, (path, resp.status_code, text(resp)[:500])
         assert '<html lang="zh-CN">' in text(resp)
