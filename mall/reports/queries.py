@@ -155,6 +155,14 @@ def _names(session: Session, ids: set[int], model: Any) -> dict[int, str]:
     return dict(session.execute(select(model.id, model.name).where(model.id.in_(ids))).all())
 
 
+def _owner_predicate(account_kinds: tuple[str, ...]) -> Any:
+    """Implied by the kinds, but stated so PostgreSQL may use the partial unique indexes on
+    accounts (township_id, kind, asset, subject_id | partner_id)."""
+    if PARTNER_PAYABLE in account_kinds:
+        return Account.partner_id.is_not(None)
+    return Account.subject_id.is_not(None)
+
+
 def _movements(
     session: Session,
     scope: Scope,
@@ -187,7 +195,11 @@ def _movements(
             original,
             and_(original.township_id == Entry.township_id, original.id == Entry.reverses_entry_id),
         )
-        .where(Entry.township_id.in_(scope.township_ids), Account.kind.in_(account_kinds))
+        .where(
+            Entry.township_id.in_(scope.township_ids),
+            Account.kind.in_(account_kinds),
+            _owner_predicate(account_kinds),
+        )
         .group_by(group, month, effective_kind, Account.kind, Account.asset)
     )
     if group_by == "village" or scope.village_id is not None:
@@ -213,7 +225,11 @@ def _balances(
         group = Account.township_id
     stmt: Select[Any] = (
         select(group, Account.kind, Account.asset, func.sum(Account.posted_balance))
-        .where(Account.township_id.in_(scope.township_ids), Account.kind.in_(account_kinds))
+        .where(
+            Account.township_id.in_(scope.township_ids),
+            Account.kind.in_(account_kinds),
+            _owner_predicate(account_kinds),
+        )
         .group_by(group, Account.kind, Account.asset)
     )
     if group_by == "village" or scope.village_id is not None:

@@ -239,3 +239,26 @@ def test_period_statement_adds_up(session: Session, worked_day: Day) -> None:
     assert [v.status for v in period.days] == ["closed", "open"]
     assert period.totals["net_payable_fen"] == 920 - 60
     assert period.totals["refunds_count"] == 2
+
+
+def test_late_offline_sale_rolls_into_next_open_day(session: Session, worked_day: Day) -> None:
+    from mall.clock import utcnow
+    from mall.payments.models import Payment
+    from mall.payments.offline import OfflineSale, apply_sale
+
+    d = worked_day
+    _close(session, d)
+    w = d.world
+    result = apply_sale(
+        session,
+        w.terminal,
+        w.partner,
+        "batch-1",
+        OfflineSale("local-1", w.code(session), utcnow(), 1_000, 60),
+    )
+    assert result["status"] == "applied"
+    payment = session.scalar(select(Payment).where(Payment.public_id == result["payment_id"]))
+    assert payment is not None
+    assert payment.business_date == d.day + timedelta(days=1)
+    frozen = statements.day_statement(session, w.partner, d.day)
+    assert frozen.figures["payments_count"] == 1
