@@ -95,6 +95,10 @@ def _register_blueprints(app: Flask) -> None:
 
     api.register_blueprint(settlement_blp)
     api.register_blueprint(reports_blp)
+    from mall.villages.views import assessments_blp, entities_blp, villages_blp
+
+    for villages_api_blp in (entities_blp, villages_blp, assessments_blp):
+        api.register_blueprint(villages_api_blp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -59,6 +59,7 @@ MESSAGES: dict[str, LazyString] = {
     "over_floor_limit": _l("超出离线交易限额"),
     "conflict": _l("数据冲突"),
     "own_batch": _l("不能审批自己录入的积分批次"),
+    "same_person": _l("须由另一位管理员办理此环节"),
     "code_expired": _l("信用码已过期,请刷新"),
     "payload_too_large": _l("请求内容过大"),
     "unsupported_media_type": _l("请使用 JSON 格式提交"),

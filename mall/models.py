@@ -12,9 +12,11 @@ from mall.points import models as points_models
 from mall.ratings import models as rating_models
 from mall.regions import models as region_models
 from mall.settlement import models as settlement_models
+from mall.subjects import entity_models
 from mall.subjects import models as subject_models
 from mall.upstream import models as upstream_models
 from mall.users import models as user_models
+from mall.villages import models as village_models
 from pos_adapter import models as pos_models  # the POS nonce and idempotency stores
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "benefit_models",
     "catalog_models",
     "code_models",
+    "entity_models",
     "ledger_models",
     "partner_models",
     "payment_models",
@@ -34,4 +37,5 @@ __all__ = [
     "subject_models",
     "upstream_models",
     "user_models",
+    "village_models",
 ]

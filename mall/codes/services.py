@@ -23,6 +23,7 @@ from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
 from mall.security.passwords import hash_pin, pin_is_acceptable, verify_pin
+from mall.subjects.entities import may_use_wallets
 from mall.subjects.models import CreditSubject
 
 CODE_VERSION = 1
@@ -204,7 +205,7 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
             or card.kid != key.kid
         ):
             raise _invalid("card_revoked")
-    if subject.status != "active":
+    if subject.status != "active" or not _may_transact(session, subject):
         raise Forbidden("holder_suspended")
     return VerifiedCode(
         subject=subject,
@@ -216,6 +217,11 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
         expires_at=expires_at,
         card=card,
     )
+
+
+def _may_transact(session: Session, subject: CreditSubject) -> bool:
+    # Households always; business entities where the region allows (issue 10); no other kind.
+    return subject.kind == "household" or may_use_wallets(session, subject)
 
 
 def consume_dynamic_code(session: Session, jti: str, expires_at: datetime) -> None:

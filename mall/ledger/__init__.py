@@ -9,6 +9,7 @@ from mall.ledger.accounts import (
     household_wallets,
     partner_payable,
     system_account,
+    village_reward_account,
 )
 from mall.ledger.holds import capture_hold, expire_holds, place_hold, void_hold
 from mall.ledger.posting import (
@@ -49,6 +50,7 @@ __all__ = [
     "reverse_entry",
     "system_account",
     "verify_ledger",
+    "village_reward_account",
     "void_hold",
     "wallet_balances",
 ]

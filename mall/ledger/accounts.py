@@ -26,6 +26,7 @@ from mall.ledger.models import (
     POINTS,
     POINTS_FUND,
     SYSTEM_KINDS,
+    VILLAGE_REWARD,
     Account,
 )
 from mall.subjects.models import CreditSubject
@@ -149,5 +150,51 @@ def system_account(
             Account.asset == asset,
             Account.subject_id.is_(None),
             Account.partner_id.is_(None),
+        ],
+    )
+
+
+def village_reward_account(
+    session: Session, township_id: int, collective: CreditSubject | None = None
+) -> Account:
+    """A village collective's reward account (CNY, never negative), or with no collective
+    the township's account for rewards the county funds (may go negative)."""
+    if collective is None:
+        return _get_or_create(
+            session,
+            {
+                "township_id": township_id,
+                "kind": VILLAGE_REWARD,
+                "asset": CNY,
+                "no_negative": False,
+            },
+            ["township_id", "kind", "asset"],
+            "subject_id IS NULL AND partner_id IS NULL",
+            [
+                Account.township_id == township_id,
+                Account.kind == VILLAGE_REWARD,
+                Account.asset == CNY,
+                Account.subject_id.is_(None),
+                Account.partner_id.is_(None),
+            ],
+        )
+    if collective.kind != "collective" or collective.township_id != township_id:
+        raise ValidationFailed(details={"fields": {"collective": ["a collective of the township"]}})
+    return _get_or_create(
+        session,
+        {
+            "township_id": township_id,
+            "kind": VILLAGE_REWARD,
+            "asset": CNY,
+            "subject_id": collective.id,
+            "no_negative": True,
+        },
+        ["township_id", "kind", "asset", "subject_id"],
+        "subject_id IS NOT NULL",
+        [
+            Account.township_id == township_id,
+            Account.kind == VILLAGE_REWARD,
+            Account.asset == CNY,
+            Account.subject_id == collective.id,
         ],
     )

@@ -48,10 +48,14 @@ PARTNER_PAYABLE = "partner_payable"
 SETTLED_PAYOUTS = "settled_payouts"
 EXPIRED_FORFEITED = "expired_forfeited"
 OFFLINE_SHORTFALL = "offline_shortfall"
+# Village rewards (mall.villages, migration 0800), CNY only. Owned by a village collective
+# (subject_id set, never negative): the collective's reward account. With no owner: the
+# township's account for rewards the county funds (may go negative: minus what it has paid).
+VILLAGE_REWARD = "village_reward"
 
 HOUSEHOLD_KINDS = (HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)
 SYSTEM_KINDS = (POINTS_FUND, INTEGRITY_FUND, SETTLED_PAYOUTS, EXPIRED_FORFEITED, OFFLINE_SHORTFALL)
-ACCOUNT_KINDS = (*HOUSEHOLD_KINDS, PARTNER_PAYABLE, *SYSTEM_KINDS)
+ACCOUNT_KINDS = (*HOUSEHOLD_KINDS, PARTNER_PAYABLE, *SYSTEM_KINDS, VILLAGE_REWARD)
 
 HOLD_STATUSES = ("open", "captured", "voided", "expired")
 
@@ -73,7 +77,9 @@ class Account(Base):
             " AND subject_id IS NOT NULL AND partner_id IS NULL AND no_negative)"
             f" OR (kind = '{PARTNER_PAYABLE}' AND partner_id IS NOT NULL AND subject_id IS NULL)"
             f" OR (kind IN ({_sql_list(SYSTEM_KINDS)})"
-            " AND subject_id IS NULL AND partner_id IS NULL)",
+            " AND subject_id IS NULL AND partner_id IS NULL)"
+            f" OR (kind = '{VILLAGE_REWARD}' AND partner_id IS NULL"
+            " AND (subject_id IS NULL OR no_negative))",
             name="owner_by_kind",
         ),
         CheckConstraint("held_balance >= 0", name="held_not_negative"),

@@ -50,6 +50,7 @@ ENTRY_KINDS = (
     "hold_captured",  # a two-phase payment completed (holds.py)
     "settled",  # partner payable -> settled payouts, the township paid the partner
     "offline_shortfall",  # shortfall of an offline sale paid from the township's account
+    "village_reward",  # township or county fund -> village collective, an assessment reward
     "reversal",  # the exact opposite of an earlier entry (reverse_entry)
 )
 

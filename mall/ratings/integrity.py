@@ -22,7 +22,7 @@ from mall.ledger.accounts import system_account
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, INTEGRITY_FUND
 from mall.points.bulk_posting import Transfer, post_household_transfers
 from mall.ratings.models import Rating
-from mall.ratings.schemes import Scheme, scheme_for_region
+from mall.ratings.schemes import Scheme, scheme_for_kind
 from mall.regions.models import Region
 from mall.regions.services import effective_settings
 from mall.subjects.models import CreditSubject
@@ -43,7 +43,7 @@ class _Regions:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._schemes: dict[int, Scheme] = {}
+        self._schemes: dict[tuple[int, str], Scheme] = {}
         self._carry: dict[int, bool] = {}
 
     def _village(self, village_id: int) -> Region:
@@ -51,10 +51,19 @@ class _Regions:
         assert village is not None
         return village
 
-    def scheme(self, village_id: int) -> Scheme:
-        if village_id not in self._schemes:
-            self._schemes[village_id] = scheme_for_region(self.session, self._village(village_id))
-        return self._schemes[village_id]
+    def scheme(self, village_id: int, kind: str = "household") -> Scheme:
+        if (village_id, kind) not in self._schemes:
+            village = self._village(village_id)
+            self._schemes[village_id, kind] = scheme_for_kind(self.session, village, kind)
+        return self._schemes[village_id, kind]
+
+    def holds_money(self, village_id: int, kind: str) -> bool:
+        """Households hold integrity money; business entities where the region lets them
+        use wallets (`business_entities_use_wallets`); collectives and villages never."""
+        if kind == "household":
+            return True
+        settings = effective_settings(self.session, self._village(village_id))
+        return kind == "business" and bool(settings.get("business_entities_use_wallets"))
 
     def carry_over(self, village_id: int) -> bool:
         if village_id not in self._carry:
@@ -63,8 +72,10 @@ class _Regions:
         return self._carry[village_id]
 
 
-def level_money(regions: _Regions, rating: Rating) -> int:
-    level = regions.scheme(rating.village_id).level(rating.level_code)
+def level_money(regions: _Regions, rating: Rating, kind: str = "household") -> int:
+    if not regions.holds_money(rating.village_id, kind):
+        return 0
+    level = regions.scheme(rating.village_id, kind).level(rating.level_code)
     return level.integrity_money_fen if level else 0
 
 
@@ -123,7 +134,7 @@ def apply_changes(session: Session, changes: list[Change], day: date, *, actor: 
             )
             base = c.previous.granted_fen if same_period and c.previous else 0
             c.rating.granted_fen = base
-            delta = level_money(regions, c.rating) - base
+            delta = level_money(regions, c.rating, c.subject.kind) - base
             if delta:
                 transfers.append(
                     Transfer(c.subject.id, delta, str(c.rating.id), f"rating:{c.rating.id}:grant")

@@ -95,6 +95,50 @@ BUILT_IN: dict[str, Scheme] = {
 DEFAULT_SCHEME = "five_star"
 
 
+# --- Scheme families of the other subject kinds (issue 10) --------------------------------
+# Dahuaping (seed 002): new agricultural business entities AAA..D like households, village
+# collective economic organisations AAA/AA/A/B, credit villages AAA/AA/A; A and above counts as
+# "credit" (信用主体). A county adjusts a family by defining its own scheme under the same code.
+
+
+def _collective_grades() -> tuple[Level, ...]:
+    rows = [("AAA", 4, 90), ("AA", 3, 80), ("A", 2, 70), ("B", 1, 0)]
+    return tuple(Level(c, c, c, r, 0, 0, t, r >= 2) for c, r, t in rows)
+
+
+def _credit_village_grades() -> tuple[Level, ...]:
+    rows = [("AAA", 3, 90), ("AA", 2, 80), ("A", 1, 70)]
+    return tuple(
+        Level(c, f"{c}级信用村", f"{c} credit village", r, 0, 0, t, True) for c, r, t in rows
+    )
+
+
+KIND_SCHEMES: dict[str, str] = {
+    "business": "business_aaa_d",
+    "collective": "collective_aaa_b",
+    "village": "credit_village",
+}
+BUILT_IN.update(
+    {
+        s.code: s
+        for s in (
+            Scheme(
+                "business_aaa_d", "新型农业经营主体 AAA-D", "Business entities AAA-D", _grades()
+            ),
+            Scheme(
+                "collective_aaa_b",
+                "村集体经济组织 AAA-B",
+                "Village collectives AAA-B",
+                _collective_grades(),
+            ),
+            Scheme(
+                "credit_village", "信用村 AAA-A", "Credit villages AAA-A", _credit_village_grades()
+            ),
+        )
+    }
+)
+
+
 def _from_rows(row: RatingScheme, levels: list[RatingSchemeLevel]) -> Scheme:
     return Scheme(
         code=row.code,
@@ -140,6 +184,14 @@ def get_scheme(session: Session, county_id: int | None, code: str) -> Scheme:
 def scheme_for_region(session: Session, region: Region) -> Scheme:
     settings = effective_settings(session, region)
     return get_scheme(session, region.county_id, settings.get("rating_scheme") or DEFAULT_SCHEME)
+
+
+def scheme_for_kind(session: Session, region: Region, kind: str) -> Scheme:
+    """The scheme of a subject kind in a region: households follow the region's
+    `rating_scheme` setting, the other kinds their family (KIND_SCHEMES)."""
+    if kind == "household":
+        return scheme_for_region(session, region)
+    return get_scheme(session, region.county_id, KIND_SCHEMES[kind])
 
 
 def list_schemes(session: Session, county_id: int) -> list[Scheme]:

@@ -24,7 +24,7 @@ from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ratings import calculator, integrity
 from mall.ratings.calculator import Reviewer, ReviewItem
 from mall.ratings.models import OPEN_STATUSES, Rating, RatingAppeal, RatingHistory
-from mall.ratings.schemes import Level, Scheme, period_for, scheme_for_region
+from mall.ratings.schemes import Level, Scheme, get_scheme, period_for, scheme_for_kind
 from mall.regions.models import Region
 from mall.regions.services import effective_settings
 from mall.subjects.models import CreditSubject
@@ -48,8 +48,13 @@ def village_of(session: Session, subject: CreditSubject) -> Region:
     return village
 
 
+# Kinds rated through this lifecycle; credit villages have their own (mall.villages).
+RATED_KINDS = ("household", "business", "collective")
+
+
 def scheme_of(session: Session, subject: CreditSubject) -> Scheme:
-    return scheme_for_region(session, village_of(session, subject))
+    """The scheme of the subject's kind in its village (households: the region's setting)."""
+    return scheme_for_kind(session, village_of(session, subject), subject.kind)
 
 
 # --- reads for the till and the apps -----------------------------------------------------
@@ -195,13 +200,13 @@ def draft_rating(
     if actor is not None:
         ensure_visible(actor, subject, "holder_not_found")
         ensure_can_write(actor, village_id=subject.village_id)
-    if subject.kind != "household":
-        raise ValidationFailed(details={"fields": {"subject": ["households only"]}})
+    if subject.kind not in RATED_KINDS:
+        raise ValidationFailed(details={"fields": {"subject": [f"one of {RATED_KINDS}"]}})
     if _open_rating(session, subject.id) is not None:
         raise Conflict("invalid_state", details={"reason": "a rating is already under way"})
     village = village_of(session, subject)
     settings = effective_settings(session, village)
-    scheme = scheme_for_region(session, village)
+    scheme = scheme_of(session, subject)
     score, detail = compute_score(session, village, data)
     level = scheme.level_for_score(score)
     kind = settings.get("rating_period") or "year"
@@ -292,7 +297,7 @@ def notice_list(
     """The village's notice board: every rating under notice or appeal, by household, with
     the masked name, level, score and dates. Data for the screen and for printing."""
     village = ensure_visible(viewer, session.get(Region, village_id))
-    scheme = scheme_for_region(session, village)
+    schemes: dict[str, Scheme] = {}
     rows = session.execute(
         select(Rating, CreditSubject.ref, CreditSubject.name_masked)
         .join(CreditSubject, CreditSubject.id == Rating.subject_id)
@@ -301,7 +306,9 @@ def notice_list(
     ).all()
     out = []
     for rating, ref, name in rows:
-        level = scheme.level(rating.level_code)
+        if rating.scheme_code not in schemes:
+            schemes[rating.scheme_code] = get_scheme(session, village.county_id, rating.scheme_code)
+        level = schemes[rating.scheme_code].level(rating.level_code)
         out.append(
             {
                 "rating_id": rating.id,
@@ -405,7 +412,7 @@ def answer_appeal(
     changed = None
     if new_score is not None:
         score, detail = compute_score(session, village, new_score)
-        level = scheme_for_region(session, village).level_for_score(score)
+        level = scheme_of(session, subject).level_for_score(score)
         if (level.code if level else None) != rating.level_code:
             changed = (score, detail, level)
     if changed is None:

@@ -24,6 +24,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "reservation_days": 7,
     "rating_score_weights": {"civility": 30, "visit": 40, "points": 30},
     "settlement_cutoff_hour": 2,  # a business date closes at 02:00 the next morning
+    "business_entities_use_wallets": False,  # business entities hold wallets, codes, benefits
+    "credit_village_notice_days": 7,  # public notice of a credit-village decision (公示)
 }
 
 _PARENT_KIND = {"township": "county", "village": "township"}
