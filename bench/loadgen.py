@@ -71,8 +71,9 @@ def _request(
     if kind == "baseline" or item is None:
         return "GET", "/bench/one-row", b"", {}
     terminal_id, secret, code = item
+    body: dict[str, Any] = {"code": code}
     if kind == "scan":
-        path, body = "/pos/v1/scan", {"code": code}
+        path = "/pos/v1/scan"
     else:
         path = "/pos/v1/payments"
         body = {"code": code, "amount_fen": amount, "items": [], "use_integrity": True}

@@ -159,10 +159,10 @@ def other_benches(args: argparse.Namespace, env: dict[str, str]) -> list[dict[st
         ("settlement: a month's statement", "bench/settlement_bench.py", []),
         ("codes: sign, verify, render", "bench/codes_bench.py", ["--iterations", "1000"]),
     ]
-    results = []
+    results: list[dict[str, Any]] = []
     for title, script, extra in wanted:
         if not (ROOT / script).exists():
-            results.append({"title": title, "script": script, "output": "(script not present)"})
+            results.append({"title": title, "script": script, "output": "(not present)"})
             continue
         started = time.perf_counter()
         try:
