@@ -44,7 +44,8 @@ def test_weighted_score_over_sub_items_and_bands(plan: AssessmentPlan) -> None:
     # party 40 × 15/20 = 30, credit 60 × 40/50 = 48 → 78.
     score, detail = assessment.compute(plan, _marks(10, 5, 40))
     assert score == Decimal("78.00")
-    assert detail["party"]["score"] == "30.00" and detail["credit"]["score"] == "48.00"
+    assert detail["party"]["score"] == "30.00"
+    assert detail["credit"]["score"] == "48.00"
     assert assessment.band_for(plan.bands, score) == {"min_score": 75, "reward_fen": 200_000}
     assert assessment.band_for(plan.bands, Decimal("95.00"))["reward_fen"] == 1_000_000
     assert assessment.band_for(plan.bands, Decimal("94.99"))["reward_fen"] == 400_000
@@ -121,9 +122,11 @@ def test_maker_checker_and_exact_idempotent_reward_entry(
     with pytest.raises(Conflict):  # an approved score is not rescored
         assessment.score_village(session, world.town_admin, plan, village, _marks(1, 1, 1))
     assessment.pay(session, world.town_admin, a.id, now=NOW)
-    assert a.status == "paid" and a.entry_id is not None
+    assert a.status == "paid"
+    assert a.entry_id is not None
     entry = session.scalar(select(Entry).where(Entry.id == a.entry_id))
-    assert entry is not None and entry.kind == "village_reward"
+    assert entry is not None
+    assert entry.kind == "village_reward"
     assert entry.idempotency_key == f"village_reward:{a.id}"
     assert _postings(session, a.entry_id) == {
         f"{INTEGRITY_FUND}:system": -400_000,
@@ -135,11 +138,13 @@ def test_maker_checker_and_exact_idempotent_reward_entry(
             Account.subject_id == collective_of(session, village.id).id,
         )
     )
-    assert wallet is not None and wallet.posted_balance == 400_000
+    assert wallet is not None
+    assert wallet.posted_balance == 400_000
     # Paying again posts nothing.
     assessment.pay(session, world.town_admin2, a.id, now=NOW)
     count = session.scalars(select(Entry).where(Entry.kind == "village_reward")).all()
-    assert len(count) == 1 and wallet.posted_balance == 400_000
+    assert len(count) == 1
+    assert wallet.posted_balance == 400_000
     assert verify_ledger(session).ok
 
 
@@ -164,10 +169,12 @@ def test_county_fund_and_no_reward_band(session: Session, world: World) -> None:
     low = assessment.score_village(
         session, world.county_admin, plan, world.c.villages[3], _marks(1, 1, 1)
     )
-    assert low.reward_fen == 0 and low.band_min_score is None
+    assert low.reward_fen == 0
+    assert low.band_min_score is None
     assessment.approve(session, world.county_admin2, low.id)
     assessment.pay(session, world.county_admin2, low.id)
-    assert low.status == "paid" and low.entry_id is None
+    assert low.status == "paid"
+    assert low.entry_id is None
 
 
 def test_reject_sends_back_for_rescoring(
@@ -185,7 +192,9 @@ def test_reject_sends_back_for_rescoring(
     again = assessment.score_village(
         session, world.town_admin, plan, world.c.villages[0], _marks(10, 10, 50)
     )
-    assert again.id == a.id and again.status == "scored" and again.reward_fen == 1_000_000
+    assert again.id == a.id
+    assert again.status == "scored"
+    assert again.reward_fen == 1_000_000
 
 
 def test_region_isolation(session: Session, world: World, plan: AssessmentPlan) -> None:

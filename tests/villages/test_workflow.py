@@ -46,8 +46,10 @@ def test_every_stage_to_award_records_reviewer_time_events_and_audit(
     app = _to_notice(session, w)
     assert app.status == "notice"
     assert (app.notice_from, app.notice_until) == (date(2026, 3, 2), date(2026, 3, 8))
-    assert app.town_reviewer_id == w.town_admin.id and app.town_reviewed_at is not None
-    assert app.county_reviewer_id == w.county_admin.id and app.county_opinion == "复审合格"
+    assert app.town_reviewer_id == w.town_admin.id
+    assert app.town_reviewed_at is not None
+    assert app.county_reviewer_id == w.county_admin.id
+    assert app.county_opinion == "复审合格"
     workflow.decide(
         session,
         w.county_admin2,
@@ -56,7 +58,8 @@ def test_every_stage_to_award_records_reviewer_time_events_and_audit(
         decision_no="县信用办〔2026〕1号",
         now=NOW + 7 * DAY,
     )
-    assert app.status == "awarded" and app.grade_awarded == "AA"
+    assert app.status == "awarded"
+    assert app.grade_awarded == "AA"
     assert app.decided_by == w.county_admin2.id
     assert (app.valid_from, app.valid_until) == (date(2026, 3, 9), date(2027, 3, 8))
     assert app.plaque_serial
@@ -65,7 +68,8 @@ def test_every_stage_to_award_records_reviewer_time_events_and_audit(
     audited = session.scalars(
         select(AuditEntry.action).where(AuditEntry.object_id == str(app.id))
     ).all()
-    assert "credit_village.awarded" in audited and len(audited) == 5
+    assert "credit_village.awarded" in audited
+    assert len(audited) == 5
     assert workflow.current_award(session, app.village_id, date(2026, 6, 1)) is app
 
 
@@ -100,7 +104,8 @@ def test_rejection_at_each_stage_needs_and_keeps_a_reason(
                 session, w.county_admin2, app, approve=False, reason="公示期有异议", now=NOW + DAY
             )
     assert app.status == "rejected"
-    assert app.rejected_stage == stage and app.rejected_reason
+    assert app.rejected_stage == stage
+    assert app.rejected_reason
     assert workflow.events(session, app.id)[-1].action == f"rejected_{stage}"
     # A rejected village may apply again.
     assert workflow.apply(session, w.clerk, w.c.villages[0], "A", now=NOW).status == "applied"
@@ -192,7 +197,8 @@ def test_validity_expiry_and_renewal(session: Session, w: World) -> None:
     )
     assert first.status == "superseded"
     # The renewal starts the day after the first title ends: no gap, no overlap.
-    assert renewal.valid_from == date(2027, 3, 9) and renewal.valid_until == date(2028, 3, 8)
+    assert renewal.valid_from == date(2027, 3, 9)
+    assert renewal.valid_until == date(2028, 3, 8)
     assert workflow.expire_due(session, now=NOW + 800 * DAY) == 1
     assert renewal.status == "expired"
 
@@ -200,7 +206,8 @@ def test_validity_expiry_and_renewal(session: Session, w: World) -> None:
 def test_plaque_renders_a_print_resolution_png(session: Session, w: World) -> None:
     app = _award(session, w, "AAA")
     img = Image.open(io.BytesIO(plaque.plaque_png(session, app)))
-    assert img.format == "PNG" and img.size == (3508, 2480)
+    assert img.format == "PNG"
+    assert img.size == (3508, 2480)
     assert round(img.info["dpi"][0]) == 300
     assert len(img.getcolors(maxcolors=1 << 20) or []) > 10  # text was drawn
     app2 = workflow.apply(session, w.town_admin, w.c.villages[1], "A", now=NOW)
