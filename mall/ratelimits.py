@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, Response, current_app, request, session
 from flask_limiter.errors import RateLimitExceeded
@@ -124,9 +125,10 @@ def apply_rate_limits(app: Flask) -> None:
         view = app.view_functions.get(rule.endpoint)
         if view is None:
             continue
-        app.view_functions[rule.endpoint] = limiter.limit(
+        limited: Any = limiter.limit(
             rule.limit,
             key_func=rule.key,
             methods=list(rule.methods),
             deduct_when=rule.deduct_when,
         )(view)
+        app.view_functions[rule.endpoint] = limited
