@@ -50,7 +50,7 @@ def short_number(value: float) -> str:
 
 
 def _text(
-    x: float, y: float, s: str, *, anchor: str = "middle", size: int = 13, **attrs: str
+    x: float, y: float, s: str, *, anchor: str = "middle", size: int = 16, **attrs: str
 ) -> str:
     extra = "".join(f' {k.replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
     return (
@@ -76,9 +76,9 @@ def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
     cx = x
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
-        out.append(f'<rect x="{cx:.1f}" y="{y - 11:.1f}" width="14" height="14" fill="{colour}"/>')
-        out.append(_text(cx + 20, y, s.label, anchor="start"))
-        cx += 34 + 14 * len(s.label)
+        out.append(f'<rect x="{cx:.1f}" y="{y - 12:.1f}" width="14" height="14" fill="{colour}"/>')
+        out.append(_text(cx + 20, y + 1, s.label, anchor="start", size=15))
+        cx += 34 + 16 * len(s.label)
     return out
 
 
@@ -91,7 +91,7 @@ def _y_axis(left: float, top: float, plot_h: float, plot_w: float, top_value: fl
             f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{left + plot_w:.1f}" y2="{y:.1f}" '
             f'stroke="#d9dce1" stroke-width="1"/>'
         )
-        out.append(_text(left - 8, y + 4, short_number(value), anchor="end", size=12))
+        out.append(_text(left - 8, y + 4, short_number(value), anchor="end", size=15))
     return out
 
 
@@ -113,11 +113,11 @@ def bar_chart(
     y_label: str,
     x_label: str = "",
     stacked: bool = False,
-    width: int = 720,
-    height: int = 320,
+    width: int = 640,
+    height: int = 340,
 ) -> Markup:
     """Vertical bars per category; several series side by side, or stacked."""
-    left, right, top, bottom = 70, 16, 40, 64
+    left, right, top, bottom = 78, 16, 44, 70
     plot_w, plot_h = width - left - right, height - top - bottom
     if stacked:
         totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
@@ -147,7 +147,7 @@ def bar_chart(
             )
             if stacked:
                 base = y
-        body.append(_text(left + slot * i + slot / 2, top + plot_h + 20, cat, size=12))
+        body.append(_text(left + slot * i + slot / 2, top + plot_h + 20, cat, size=15))
     body.append(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
         f'stroke="#4a4a4a"/>'
@@ -157,12 +157,12 @@ def bar_chart(
             14,
             top + plot_h / 2,
             y_label,
-            size=12,
+            size=15,
             transform=f"rotate(-90 14 {top + plot_h / 2:.0f})",
         )
     )
     if x_label:
-        body.append(_text(left + plot_w / 2, height - 8, x_label, size=12))
+        body.append(_text(left + plot_w / 2, height - 8, x_label, size=15))
     return _frame(width, height, title, _describe(categories, series), body)
 
 
@@ -172,8 +172,8 @@ def hbar_chart(
     *,
     title: str,
     x_label: str,
-    width: int = 720,
-    bar_h: int = 30,
+    width: int = 640,
+    bar_h: int = 34,
 ) -> Markup:
     """Horizontal bars, one per category (long names such as partners fit on the left)."""
     left, right, top = 220, 80, 16
@@ -192,11 +192,11 @@ def hbar_chart(
             f"{escape(short_number(value))}</title></rect>"
         )
         body.append(
-            _text(left + w + 6, y + bar_h / 2 + 5, short_number(value), anchor="start", size=12)
+            _text(left + w + 6, y + bar_h / 2 + 5, short_number(value), anchor="start", size=15)
         )
     axis_y = top + bar_h * max(len(categories), 1)
     body.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{axis_y}" stroke="#4a4a4a"/>')
-    body.append(_text(left + plot_w / 2, axis_y + 32, x_label, size=12))
+    body.append(_text(left + plot_w / 2, axis_y + 32, x_label, size=15))
     return _frame(width, height, title, _describe(categories, [Series(x_label, values)]), body)
 
 
@@ -207,11 +207,11 @@ def line_chart(
     title: str,
     y_label: str,
     x_label: str = "",
-    width: int = 720,
-    height: int = 320,
+    width: int = 640,
+    height: int = 340,
 ) -> Markup:
     """One line per series over the categories (months), with a dot at each value."""
-    left, right, top, bottom = 70, 16, 40, 64
+    left, right, top, bottom = 78, 16, 44, 70
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((v for s in series for v in s.values), default=0)
     top_value = nice_max(float(peak))
@@ -240,7 +240,7 @@ def line_chart(
     every = max(1, math.ceil(n / 12))
     for i, cat in enumerate(categories):
         if i % every == 0:
-            body.append(_text(xy(i, 0)[0], top + plot_h + 20, cat, size=12))
+            body.append(_text(xy(i, 0)[0], top + plot_h + 20, cat, size=15))
     body.append(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
         f'stroke="#4a4a4a"/>'
@@ -250,10 +250,10 @@ def line_chart(
             14,
             top + plot_h / 2,
             y_label,
-            size=12,
+            size=15,
             transform=f"rotate(-90 14 {top + plot_h / 2:.0f})",
         )
     )
     if x_label:
-        body.append(_text(left + plot_w / 2, height - 8, x_label, size=12))
+        body.append(_text(left + plot_w / 2, height - 8, x_label, size=15))
     return _frame(width, height, title, _describe(categories, series), body)

@@ -14,11 +14,12 @@ class NavItem:
     endpoint: str
     label: LazyString
     roles: tuple[str, ...] = ()  # empty: every staff role
+    order: int = 100  # position in the menu, smallest first
 
     def visible_to(self, role: str) -> bool:
         return not self.roles or role in self.roles
 
 
 NAV_ITEMS: list[NavItem] = [
-    NavItem("admin.index", _l("首页")),
+    NavItem("admin.index", _l("首页"), order=0),
 ]

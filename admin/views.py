@@ -121,7 +121,10 @@ def _template_context() -> dict[str, Any]:
     return {
         "current_lang": "en" if locale.startswith("en") else "zh_CN",
         "html_lang": "en" if locale.startswith("en") else "zh-CN",
-        "nav_items": [i for i in NAV_ITEMS if user is not None and i.visible_to(user.role)],
+        "nav_items": sorted(
+            (i for i in NAV_ITEMS if user is not None and i.visible_to(user.role)),
+            key=lambda i: i.order,
+        ),
         "role_label": lambda role: ROLE_LABELS.get(role, role),
         "can_write": user is not None and can_write(user),
         "fen": fen,

@@ -37,8 +37,8 @@ from mall.users.models import ROLES, User
 from mall.users.scope import restrict
 from mall.users.services import ROLE_REGION_KIND, create_user
 
-NAV_ITEMS.append(NavItem("admin.audit_log", _l("审计日志"), READERS))
-NAV_ITEMS.append(NavItem("admin.users", _l("用户"), READERS))
+NAV_ITEMS.append(NavItem("admin.audit_log", _l("审计日志"), READERS, order=90))
+NAV_ITEMS.append(NavItem("admin.users", _l("用户"), READERS, order=80))
 
 # Who may create whom (as the staff API): a township admin staffs its clerks and cashiers.
 CREATABLE = {

@@ -7,13 +7,15 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 from sqlalchemy.orm import Session
 
 from admin import queries
 from admin.charts import Series, bar_chart, hbar_chart, line_chart
 from admin.forms import CATEGORY_LABELS
 from mall.clock import business_date
+from mall.ratings.schemes import scheme_for_region
+from mall.regions.models import Region
 from mall.users.models import User
 
 MONTHS = 12
@@ -27,8 +29,19 @@ def _month_start(today: date, months: int) -> date:
 
 
 def _month_label(key: str) -> str:
-    y, m = key.split("-")
-    return gettext("%(m)s月", m=int(m)) if m != "01" else gettext("%(y)s年1月", y=y)
+    return gettext("%(m)s月", m=int(key.split("-")[1]))
+
+
+def _level_labels(session: Session, user: User) -> dict[str, str]:
+    """Level code → its name in the scheme of the user's region (一星级, AAA...)."""
+    region = session.get(Region, user.region_id)
+    if region is None:
+        return {}
+    english = str(get_locale() or "").startswith("en")
+    return {
+        lv.code: (lv.label_en if english else lv.label_zh)
+        for lv in scheme_for_region(session, region).levels
+    }
 
 
 def dashboard_context(session: Session, user: User, today: date | None = None) -> dict[str, Any]:
@@ -63,13 +76,14 @@ def dashboard_context(session: Session, user: User, today: date | None = None) -
     for village_id, level, n in queries.households_by_level(session, user):
         counts[village_id][level] = n
         levels.add(level)
-    level_order = sorted((lv for lv in levels if lv is not None), key=str)
+    names = _level_labels(session, user)
+    level_order: list[str | None] = sorted((lv for lv in levels if lv is not None), key=str)
     if None in levels:
-        level_order.append(None)  # type: ignore[arg-type]
+        level_order.append(None)
     village_ids = [v for v in village_names if v in counts]
     level_series = [
         Series(
-            str(lv) if lv is not None else gettext("未评级"),
+            names.get(lv, lv) if lv is not None else gettext("未评级"),
             [counts[v].get(lv, 0) for v in village_ids],
         )
         for lv in level_order
@@ -103,14 +117,14 @@ def dashboard_context(session: Session, user: User, today: date | None = None) -
             points_series,
             title=gettext("每月积分发放与兑换"),
             y_label=gettext("积分"),
-            x_label=gettext("月份"),
+            x_label=gettext("月份(%(a)s 至 %(b)s)", a=keys[0], b=keys[-1]),
         ),
         "integrity_chart": bar_chart(
             labels,
             integrity_series,
             title=gettext("每月诚信金发放、使用与到期"),
             y_label=gettext("金额(元)"),
-            x_label=gettext("月份"),
+            x_label=gettext("月份(%(a)s 至 %(b)s)", a=keys[0], b=keys[-1]),
         ),
         "partner_chart": hbar_chart(
             [p.name for p in partners],

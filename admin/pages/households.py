@@ -50,7 +50,7 @@ from mall.subjects import services as subjects
 from mall.subjects.models import SUBJECT_STATUSES, CreditSubject
 from mall.subjects.queries import SubjectFilter, search
 
-NAV_ITEMS.append(NavItem("admin.households", _l("农户"), STAFF))
+NAV_ITEMS.append(NavItem("admin.households", _l("农户"), STAFF, order=10))
 
 IMPORT_MAX_ROWS = 5000
 IMPORT_HEADERS = {

@@ -56,8 +56,8 @@ from mall.regions.services import get_region
 from mall.security.masking import mask_id_number
 from mall.users.services import create_user
 
-NAV_ITEMS.append(NavItem("admin.partners", _l("商户"), READERS))
-NAV_ITEMS.append(NavItem("admin.benefit_list", _l("惠民权益"), READERS))
+NAV_ITEMS.append(NavItem("admin.partners", _l("商户"), READERS, order=40))
+NAV_ITEMS.append(NavItem("admin.benefit_list", _l("惠民权益"), READERS, order=50))
 
 _PARTNER_AUDIT_FIELDS = (
     "name",

@@ -46,7 +46,7 @@ from mall.regions.services import get_region
 from mall.subjects.models import CreditSubject
 from mall.subjects.services import get_by_ref
 
-NAV_ITEMS.append(NavItem("admin.point_batches", _l("积分"), STAFF))
+NAV_ITEMS.append(NavItem("admin.point_batches", _l("积分"), STAFF, order=30))
 
 BATCH_STATUS_LABELS = {
     "draft": _l("草稿"),

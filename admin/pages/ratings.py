@@ -35,7 +35,7 @@ from mall.regions.services import get_region
 from mall.subjects.models import CreditSubject
 from mall.subjects.services import get_by_ref
 
-NAV_ITEMS.append(NavItem("admin.rating_notices", _l("评级"), STAFF))
+NAV_ITEMS.append(NavItem("admin.rating_notices", _l("评级"), STAFF, order=20))
 
 RATING_STATUS_LABELS = {
     "draft": _l("草稿"),

@@ -23,7 +23,7 @@ from mall.ratings.schemes import list_schemes
 from mall.regions.models import Region
 from mall.regions.services import DEFAULT_SETTINGS, effective_settings, get_region, update_settings
 
-NAV_ITEMS.append(NavItem("admin.regions", _l("区域设置"), READERS))
+NAV_ITEMS.append(NavItem("admin.regions", _l("区域设置"), READERS, order=70))
 
 SETTING_LABELS = {
     "rating_scheme": _l("评级方案"),

@@ -20,7 +20,7 @@ from mall.extensions import db
 from mall.partners.models import Partner
 from mall.payments.statements import daily_statement, statement_csv
 
-NAV_ITEMS.append(NavItem("admin.settlement", _l("结算"), READERS))
+NAV_ITEMS.append(NavItem("admin.settlement", _l("结算"), READERS, order=60))
 
 STATEMENT_LABELS = {
     "payments_count": _l("成交笔数"),
