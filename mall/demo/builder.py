@@ -28,6 +28,7 @@ from mall.regions.services import create_region
 from mall.security.passwords import hash_pin
 from mall.subjects.services import MemberInput, create_household
 from mall.users.services import create_user
+from mall.villages.demo import build_villages
 
 DEMO_PIN = "258036"
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 (published demo login)
@@ -108,6 +109,7 @@ def build(session: Session, *, households_per_village: int = HOUSEHOLDS_PER_VILL
         _partners(session, m, town, t)
     seed_ratings_and_points(session, m, county)
     build_benefits(session, m, county)
+    build_villages(session, m, county)
     return m
 
 

@@ -145,7 +145,7 @@ def test_maker_checker_and_exact_idempotent_reward_entry(
     count = session.scalars(select(Entry).where(Entry.kind == "village_reward")).all()
     assert len(count) == 1
     assert wallet.posted_balance == 400_000
-    assert verify_ledger(session).ok
+    assert verify_ledger(session.connection()).ok
 
 
 def test_county_fund_and_no_reward_band(session: Session, world: World) -> None:
