@@ -185,7 +185,9 @@ class Hold(Base):
         Index("ix_ledger_holds_township_id_account_id", "township_id", "account_id"),
     )
 
-    township_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
+    # No foreign key to regions: the composite keys to the accounts imply the township, and a
+    # key check on the township's region row from every insert would make it a hot lock.
+    township_id: Mapped[int] = mapped_column(Integer)
     id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     account_id: Mapped[int] = mapped_column(BigId)
     counter_account_id: Mapped[int] = mapped_column(BigId)
@@ -231,7 +233,9 @@ class Entry(Base):
         Index("ix_ledger_entries_business_date", "township_id", "business_date"),
     )
 
-    township_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
+    # No foreign key to regions: the composite keys to the accounts imply the township, and a
+    # key check on the township's region row from every insert would make it a hot lock.
+    township_id: Mapped[int] = mapped_column(Integer)
     id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     chain_seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(32))
@@ -271,7 +275,9 @@ class Posting(Base):
         Index("ix_ledger_postings_account_history", "township_id", "account_id", "id"),
     )
 
-    township_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"))
+    # No foreign key to regions: the composite keys to the accounts imply the township, and a
+    # key check on the township's region row from every insert would make it a hot lock.
+    township_id: Mapped[int] = mapped_column(Integer)
     id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     entry_id: Mapped[int] = mapped_column(BigId)
     account_id: Mapped[int] = mapped_column(BigId)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -150,9 +150,52 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[PostedEnt
     for spec in specs:
         by_township.setdefault(spec.township_id, set()).update(leg.account_id for leg in spec.legs)
     locked: dict[int, dict[int, _Locked]] = {}
+    heads: dict[int, list[Any]] = {}
     for township_id in sorted(by_township):
-        locked[township_id] = lock_accounts(session, township_id, by_township[township_id])
-    return [_write(session, spec, locked[spec.township_id]) for spec in specs]
+        locked[township_id], heads[township_id] = _lock_for_entry(
+            session, township_id, by_township[township_id]
+        )
+    return [
+        _write(session, spec, locked[spec.township_id], heads[spec.township_id]) for spec in specs
+    ]
+
+
+def _lock_for_entry(
+    session: Session, township_id: int, account_ids: Iterable[int]
+) -> tuple[dict[int, _Locked], list[Any]]:
+    """Lock the accounts (by id), then the township's chain head: on PostgreSQL in one round
+    trip, because every statement between the first lock and the commit is time during which
+    a hot account is closed to everyone else."""
+    if session.get_bind().dialect.name != "postgresql":
+        accounts = lock_accounts(session, township_id, account_ids)
+        return accounts, list(lock_chain_head(session, township_id))
+    ids = sorted(set(account_ids))
+    # UNION ALL runs its branches in order, so the accounts are locked before the chain head.
+    rows = session.execute(_LOCK_FOR_ENTRY, {"t": township_id, "ids": ids}).all()
+    found = {
+        r.id: _Locked(r.asset, r.no_negative, r.posted, r.held) for r in rows if r.id is not None
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(details={"accounts": missing, "township_id": township_id})
+    head = [r for r in rows if r.id is None]
+    if not head:  # the township's first entry
+        return found, list(lock_chain_head(session, township_id))
+    return found, [head[0].last_seq, head[0].last_hash]
+
+
+_LOCK_FOR_ENTRY = text(
+    """
+    SELECT a.id, a.asset, a.no_negative, a.posted_balance AS posted, a.held_balance AS held,
+           NULL::bigint AS last_seq, NULL::varchar AS last_hash
+    FROM (SELECT id, asset, no_negative, posted_balance, held_balance FROM ledger_accounts
+          WHERE township_id = :t AND id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE) a
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, h.last_seq, h.last_hash
+    FROM (SELECT last_seq, last_hash FROM ledger_chain_heads WHERE township_id = :t
+          FOR UPDATE) h
+    """
+)
 
 
 def _validate(spec: EntrySpec) -> None:
@@ -267,7 +310,9 @@ def _balances_after(session: Session, township_id: int, entry_id: int) -> dict[i
     return {r.account_id: r.balance_after for r in rows}
 
 
-def _write(session: Session, spec: EntrySpec, locked: dict[int, _Locked]) -> PostedEntry:
+def _write(
+    session: Session, spec: EntrySpec, locked: dict[int, _Locked], head: list[Any]
+) -> PostedEntry:
     t = spec.township_id
     source_type = spec.source.type if spec.source else None
     source_id = spec.source.id if spec.source else None
@@ -279,8 +324,6 @@ def _write(session: Session, spec: EntrySpec, locked: dict[int, _Locked]) -> Pos
         reverses_entry_id=spec.reverses_entry_id,
         hold_id=spec.hold_id,
     )
-    # Under the account locks and before the chain lock, so nothing is held for long if the
-    # entry is refused; the replay check itself needs the chain lock (below) to be exact.
     per_asset: dict[str, int] = {}
     new_state: dict[int, tuple[int, int]] = {}
     for one in spec.legs:
@@ -291,11 +334,6 @@ def _write(session: Session, spec: EntrySpec, locked: dict[int, _Locked]) -> Pos
     unbalanced = {asset: total for asset, total in per_asset.items() if total != 0}
     if unbalanced:
         raise ValidationFailed(details={"fields": {"legs": [f"unbalanced: {unbalanced}"]}})
-
-    seq, prev_hash = lock_chain_head(session, t)
-    replay = _replay(session, spec, req_hash)
-    if replay is not None:
-        return replay
     if spec.reverses_entry_id is not None:
         already = session.execute(
             select(_entries.c.id).where(
@@ -303,16 +341,23 @@ def _write(session: Session, spec: EntrySpec, locked: dict[int, _Locked]) -> Pos
             )
         ).first()
         if already is not None:
+            replay = _replay(session, spec, req_hash)
+            if replay is not None:
+                return replay
             raise Conflict("invalid_state", details={"reason": "already_reversed"})
+
     for account_id, (posted, held) in new_state.items():
         acct = locked[account_id]
         if acct.no_negative and (posted < 0 or posted - held < 0):
+            # A replay of a spend that emptied the wallet is not a new spend: answer it.
+            replay = _replay(session, spec, req_hash)
+            if replay is not None:
+                return replay
             available = acct.posted - acct.held + spec.release_held.get(account_id, 0)
             raise insufficient(acct.asset, account_id, available, acct.posted - posted)
-
     created_at = utcnow()
     bdate = spec.business_date or today(created_at)
-    seq += 1
+    seq, prev_hash = head[0] + 1, head[1]
     postings = [
         (one.account_id, locked[one.account_id].asset, one.amount, new_state[one.account_id][0])
         for one in sorted(spec.legs, key=lambda x: x.account_id)
@@ -333,26 +378,65 @@ def _write(session: Session, spec: EntrySpec, locked: dict[int, _Locked]) -> Pos
         business_date=bdate,
     )
     entry_hash = hashing.chain_hash(prev_hash, header, hashing.postings_part(postings))
-    entry_id = session.execute(
-        insert(_entries)
-        .values(
-            township_id=t,
-            chain_seq=seq,
-            kind=spec.kind,
-            actor=spec.actor,
-            reason=spec.reason,
-            source_type=source_type,
-            source_id=source_id,
-            idempotency_key=spec.idempotency_key,
-            request_hash=req_hash,
-            reverses_entry_id=spec.reverses_entry_id,
-            hold_id=spec.hold_id,
-            created_at=created_at,
-            business_date=bdate,
-            prev_hash=prev_hash,
-            hash=entry_hash,
-        )
-        .returning(_entries.c.id)
+    entry = {
+        "township_id": t,
+        "chain_seq": seq,
+        "kind": spec.kind,
+        "actor": spec.actor,
+        "reason": spec.reason,
+        "source_type": source_type,
+        "source_id": source_id,
+        "idempotency_key": spec.idempotency_key,
+        "request_hash": req_hash,
+        "reverses_entry_id": spec.reverses_entry_id,
+        "hold_id": spec.hold_id,
+        "created_at": created_at,
+        "business_date": bdate,
+        "prev_hash": prev_hash,
+        "hash": entry_hash,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        entry_id = _insert_pg(session, entry, postings, new_state)
+    else:
+        entry_id = _insert_portable(session, entry, postings, new_state)
+    if entry_id is None:  # the key was used meanwhile (we hold the lock now): a replay
+        replay = _replay(session, spec, req_hash)
+        assert replay is not None
+        return replay
+    head[0], head[1] = seq, entry_hash  # the next entry of this transaction chains on
+    for account_id, (posted, held) in new_state.items():
+        state = locked[account_id]
+        state.posted, state.held = posted, held
+    expire_cached_accounts(session, t, new_state)
+    return PostedEntry(
+        township_id=t,
+        entry_id=entry_id,
+        chain_seq=seq,
+        hash=entry_hash,
+        replayed=False,
+        balances_after={account_id: posted for account_id, (posted, _) in new_state.items()},
+    )
+
+
+def _insert_portable(
+    session: Session,
+    entry: dict[str, Any],
+    postings: list[tuple[int, str, int, int]],
+    new_state: dict[int, tuple[int, int]],
+) -> int | None:
+    """Statement by statement (SQLite: one writer at a time anyway)."""
+    t = entry["township_id"]
+    if entry["idempotency_key"] is not None:
+        taken = session.execute(
+            select(_entries.c.id).where(
+                _entries.c.township_id == t,
+                _entries.c.idempotency_key == entry["idempotency_key"],
+            )
+        ).first()
+        if taken is not None:
+            return None
+    entry_id: int = session.execute(
+        insert(_entries).values(**entry).returning(_entries.c.id)
     ).scalar_one()
     session.execute(
         insert(_postings),
@@ -380,20 +464,73 @@ def _write(session: Session, spec: EntrySpec, locked: dict[int, _Locked]) -> Pos
     session.execute(
         update(_heads)
         .where(_heads.c.township_id == t)
-        .values(last_seq=seq, last_hash=entry_hash, last_entry_id=entry_id)
+        .values(last_seq=entry["chain_seq"], last_hash=entry["hash"], last_entry_id=entry_id)
     )
-    for account_id, (posted, held) in new_state.items():
-        state = locked[account_id]
-        state.posted, state.held = posted, held  # a later entry in this transaction sees it
-    expire_cached_accounts(session, t, new_state)
-    return PostedEntry(
-        township_id=t,
-        entry_id=entry_id,
-        chain_seq=seq,
-        hash=entry_hash,
-        replayed=False,
-        balances_after={account_id: posted for account_id, (posted, _) in new_state.items()},
+    return entry_id
+
+
+def _insert_pg(
+    session: Session,
+    entry: dict[str, Any],
+    postings: list[tuple[int, str, int, int]],
+    new_state: dict[int, tuple[int, int]],
+) -> int | None:
+    """Entry, postings, balances and chain head in one round trip (data-modifying CTEs; the
+    rows travel as arrays, so the statement text is the same for every entry). With an
+    idempotency key the entry is inserted only if the key is still free: this statement
+    starts after the locks were granted, so it sees any commit made meanwhile."""
+    params: dict[str, Any] = dict(entry)
+    params.update(
+        pa=[p[0] for p in postings],
+        ps=[p[1] for p in postings],
+        pm=[p[2] for p in postings],
+        pb=[p[3] for p in postings],
+        ua=list(new_state),
+        up=[posted for posted, _ in new_state.values()],
+        uh=[held for _, held in new_state.values()],
     )
+    sql = _WRITE_KEYED if entry["idempotency_key"] is not None else _WRITE
+    entry_id: int | None = session.execute(sql, params).scalar_one_or_none()
+    return entry_id
+
+
+_WRITE_SQL = """
+WITH e AS (
+  INSERT INTO ledger_entries (township_id, chain_seq, kind, actor, reason, source_type,
+    source_id, idempotency_key, request_hash, reverses_entry_id, hold_id, created_at,
+    business_date, prev_hash, hash)
+  SELECT CAST(:township_id AS integer), CAST(:chain_seq AS bigint), CAST(:kind AS varchar),
+    CAST(:actor AS varchar), CAST(:reason AS varchar), CAST(:source_type AS varchar),
+    CAST(:source_id AS varchar), CAST(:idempotency_key AS varchar),
+    CAST(:request_hash AS varchar), CAST(:reverses_entry_id AS bigint),
+    CAST(:hold_id AS bigint), CAST(:created_at AS timestamptz), CAST(:business_date AS date),
+    CAST(:prev_hash AS varchar), CAST(:hash AS varchar) {key_free}
+  RETURNING id
+), p AS (
+  INSERT INTO ledger_postings (township_id, entry_id, account_id, asset, amount, balance_after)
+  SELECT CAST(:township_id AS integer), e.id, v.a, v.s, v.m, v.b
+  FROM e, unnest(CAST(:pa AS bigint[]), CAST(:ps AS varchar[]), CAST(:pm AS bigint[]),
+                 CAST(:pb AS bigint[])) AS v(a, s, m, b)
+), acc AS (
+  UPDATE ledger_accounts SET posted_balance = v.posted, held_balance = v.held
+  FROM e, unnest(CAST(:ua AS bigint[]), CAST(:up AS bigint[]), CAST(:uh AS bigint[]))
+       AS v(id, posted, held)
+  WHERE ledger_accounts.township_id = CAST(:township_id AS integer) AND ledger_accounts.id = v.id
+), h AS (
+  UPDATE ledger_chain_heads SET last_seq = CAST(:chain_seq AS bigint),
+    last_hash = CAST(:hash AS varchar), last_entry_id = e.id
+  FROM e WHERE ledger_chain_heads.township_id = CAST(:township_id AS integer)
+)
+SELECT id FROM e
+"""
+_WRITE = text(_WRITE_SQL.format(key_free=""))
+_WRITE_KEYED = text(
+    _WRITE_SQL.format(
+        key_free="WHERE NOT EXISTS (SELECT 1 FROM ledger_entries"
+        " WHERE township_id = CAST(:township_id AS integer)"
+        " AND idempotency_key = CAST(:idempotency_key AS varchar))"
+    )
+)
 
 
 def expire_cached_accounts(session: Session, township_id: int, account_ids: Iterable[int]) -> None:

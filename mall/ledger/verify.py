@@ -78,11 +78,13 @@ _SET_CHECKS: list[tuple[str, str, str]] = [
     ),
     (
         "asset_mismatch",
-        """SELECT p.township_id, p.entry_id, p.account_id, p.asset, a.asset AS account_asset
-           FROM ledger_postings p JOIN ledger_accounts a
-             ON a.township_id = p.township_id AND a.id = p.account_id
-           WHERE p.asset <> a.asset {p}
-           ORDER BY p.township_id, p.id LIMIT 1""",
+        """SELECT township_id, entry_id, account_id, asset, account_asset FROM (
+             SELECT p.township_id, p.entry_id, p.account_id, p.id, p.asset,
+                    a.asset AS account_asset
+             FROM ledger_postings p JOIN ledger_accounts a
+               ON a.township_id = p.township_id AND a.id = p.account_id
+             WHERE p.asset <> a.asset {p} {barrier}) x
+           ORDER BY township_id, id LIMIT 1""",
         "posting in {3} on an account in {4}",
     ),
     (
@@ -139,7 +141,11 @@ def verify_ledger(conn: Connection, township_id: int | None = None) -> VerifyRep
         report.discrepancies.append(chain_problem)
     for check, sql, detail in _SET_CHECKS:
         scoped = sql.format(
-            p=_scope("p", township_id), e=_scope("e", township_id), a=_scope("a", township_id)
+            p=_scope("p", township_id),
+            e=_scope("e", township_id),
+            a=_scope("a", township_id),
+            # PostgreSQL would drive a nested loop from LIMIT 1; OFFSET 0 keeps the hash join.
+            barrier="OFFSET 0" if conn.dialect.name == "postgresql" else "",
         )
         row = conn.execute(text(scoped), params).first()
         if row is not None:
@@ -166,6 +172,102 @@ def verify_ledger(conn: Connection, township_id: int | None = None) -> VerifyRep
     return report
 
 
+_CHAIN_PG = """
+SELECT e.township_id, e.id, e.chain_seq, e.kind, e.actor, e.reason, e.source_type, e.source_id,
+       e.idempotency_key, e.request_hash, e.reverses_entry_id, e.hold_id, e.created_at,
+       e.business_date, e.prev_hash, e.hash, coalesce(p.part, '')
+FROM ledger_entries e
+LEFT JOIN (
+  SELECT township_id, entry_id,
+         string_agg(account_id || ':' || asset || ':' || amount || ':' || balance_after || ';',
+                    '' ORDER BY account_id, asset COLLATE "C", amount, balance_after) AS part
+  FROM ledger_postings WHERE 1=1 {p} GROUP BY township_id, entry_id
+) p ON p.township_id = e.township_id AND p.entry_id = e.id
+WHERE 1=1 {e}
+ORDER BY e.township_id, e.chain_seq
+"""
+
+
+def _verify_chain_pg(
+    conn: Connection,
+    township_id: int | None,
+    heads: dict[int, tuple[int, str]],
+    report: VerifyReport,
+) -> Discrepancy | None:
+    """One row per entry: PostgreSQL concatenates each entry's postings exactly as
+    `hashing.postings_part` does, and a server-side cursor streams them to hashlib."""
+    dbapi: Any = conn.connection.driver_connection
+    sql = _CHAIN_PG.format(
+        p="AND township_id = %(township)s" if township_id is not None else "",
+        e="AND e.township_id = %(township)s" if township_id is not None else "",
+    )
+    town: int | None = None
+    seq, prev = 0, GENESIS_HASH
+    # A cursor is planned for its first rows by default; we read every row.
+    dbapi.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+    with dbapi.cursor(name="ledger_verify_chain") as cur:
+        cur.itersize = 20_000
+        cur.execute(sql, {"township": township_id})
+        for row in cur:
+            t, entry_id, chain_seq = row[0], row[1], row[2]
+            if t != town:
+                if town is not None:
+                    problem = _check_head(town, heads, seq, prev)
+                    if problem is not None:
+                        return problem
+                town, seq, prev = t, 0, GENESIS_HASH
+            report.entries += 1
+            seq += 1
+            if chain_seq != seq:
+                return Discrepancy(
+                    "chain", t, f"sequence {chain_seq} where {seq} was due"
+                    " (an entry was deleted or inserted)", entry_id=entry_id
+                )  # fmt: skip
+            if row[14] != prev:
+                return Discrepancy(
+                    "chain", t, "prev_hash does not match the previous entry", entry_id=entry_id
+                )
+            header = hashing.entry_header(
+                township_id=t,
+                chain_seq=chain_seq,
+                kind=row[3],
+                actor=row[4],
+                reason=row[5],
+                source_type=row[6],
+                source_id=row[7],
+                idempotency_key=row[8],
+                request_hash=row[9],
+                reverses_entry_id=row[10],
+                hold_id=row[11],
+                created_at=row[12],
+                business_date=row[13],
+            )
+            if hashing.chain_hash(prev, header, row[16].encode()) != row[15]:
+                return Discrepancy(
+                    "chain", t, "hash does not match the entry's content", entry_id=entry_id
+                )
+            prev = row[15]
+    if town is not None:
+        problem = _check_head(town, heads, seq, prev)
+        if problem is not None:
+            return problem
+    for t, (last_seq, _) in sorted(heads.items()):
+        if last_seq != 0:
+            return Discrepancy("chain", t, f"chain head says entry {last_seq}, no entries remain")
+    return None
+
+
+def _check_head(
+    town: int, heads: dict[int, tuple[int, str]], seq: int, last_hash: str
+) -> Discrepancy | None:
+    head = heads.pop(town, (0, GENESIS_HASH))
+    if head != (seq, last_hash):
+        return Discrepancy(
+            "chain", town, f"chain head says entry {head[0]}, the chain ends at {seq}"
+        )
+    return None
+
+
 def _verify_chain(
     conn: Connection, township_id: int | None, params: dict[str, Any], report: VerifyReport
 ) -> Discrepancy | None:
@@ -179,6 +281,8 @@ def _verify_chain(
             params,
         )
     }
+    if conn.dialect.name == "postgresql":
+        return _verify_chain_pg(conn, township_id, heads, report)
     e, p = Entry.__table__.c, Posting.__table__.c
     stmt = (
         select(

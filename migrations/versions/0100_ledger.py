@@ -118,7 +118,6 @@ def upgrade() -> None:
     sa.CheckConstraint('amount > 0', name=op.f('ck_ledger_holds_amount_positive')),
     sa.ForeignKeyConstraint(['township_id', 'account_id'], ['ledger_accounts.township_id', 'ledger_accounts.id'], name='fk_ledger_holds_account', ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['township_id', 'counter_account_id'], ['ledger_accounts.township_id', 'ledger_accounts.id'], name='fk_ledger_holds_counter_account', ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['township_id'], ['regions.id'], name=op.f('fk_ledger_holds_township_id_regions'), ondelete='RESTRICT'),
     _key('ledger_holds'),
     sa.UniqueConstraint('township_id', 'idempotency_key', name=op.f('uq_ledger_holds_township_id_idempotency_key'))
     )
@@ -144,7 +143,6 @@ def upgrade() -> None:
     sa.CheckConstraint('chain_seq > 0', name=op.f('ck_ledger_entries_chain_seq_positive')),
     sa.ForeignKeyConstraint(['township_id', 'hold_id'], ['ledger_holds.township_id', 'ledger_holds.id'], name=op.f('fk_ledger_entries_township_id_ledger_holds'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['township_id', 'reverses_entry_id'], ['ledger_entries.township_id', 'ledger_entries.id'], name=op.f('fk_ledger_entries_township_id_ledger_entries'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['township_id'], ['regions.id'], name=op.f('fk_ledger_entries_township_id_regions'), ondelete='RESTRICT'),
     _key('ledger_entries'),
     sa.UniqueConstraint('township_id', 'chain_seq', name=op.f('uq_ledger_entries_township_id_chain_seq')),
     sa.UniqueConstraint('township_id', 'hold_id', name=op.f('uq_ledger_entries_township_id_hold_id')),
@@ -165,7 +163,6 @@ def upgrade() -> None:
     sa.CheckConstraint('amount <> 0', name=op.f('ck_ledger_postings_amount_not_zero')),
     sa.ForeignKeyConstraint(['township_id', 'account_id'], ['ledger_accounts.township_id', 'ledger_accounts.id'], name=op.f('fk_ledger_postings_township_id_ledger_accounts'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['township_id', 'entry_id'], ['ledger_entries.township_id', 'ledger_entries.id'], name=op.f('fk_ledger_postings_township_id_ledger_entries'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['township_id'], ['regions.id'], name=op.f('fk_ledger_postings_township_id_regions'), ondelete='RESTRICT'),
     _key('ledger_postings')
     )
     op.create_index('ix_ledger_postings_account_history', 'ledger_postings', ['township_id', 'account_id', 'id'], unique=False)
