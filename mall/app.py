@@ -99,6 +99,13 @@ def _register_blueprints(app: Flask) -> None:
 
     for villages_api_blp in (entities_blp, villages_blp, assessments_blp):
         api.register_blueprint(villages_api_blp)
+    from mall.reservations.api import blp as reservations_api_blp
+    from mall.reservations.pages import bp as reservation_pages_bp
+    from pos_adapter.reservations import blp as pos_reservations_blp
+
+    api.register_blueprint(reservations_api_blp)
+    api.register_blueprint(pos_reservations_blp)
+    app.register_blueprint(reservation_pages_bp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -55,6 +55,7 @@ MESSAGES: dict[str, LazyString] = {
     "invalid_state": _l("当前状态不允许此操作"),
     "refund_exceeds_payment": _l("退款超过原支付金额"),
     "benefit_limit_reached": _l("已达到该权益的使用次数上限"),
+    "reservation_limit_reached": _l("超出预约数量上限"),
     "record_too_old": _l("离线记录已超过72小时"),
     "over_floor_limit": _l("超出离线交易限额"),
     "conflict": _l("数据冲突"),

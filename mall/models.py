@@ -11,6 +11,7 @@ from mall.payments import models as payment_models
 from mall.points import models as points_models
 from mall.ratings import models as rating_models
 from mall.regions import models as region_models
+from mall.reservations import models as reservation_models
 from mall.settlement import models as settlement_models
 from mall.subjects import entity_models
 from mall.subjects import models as subject_models
@@ -33,6 +34,7 @@ __all__ = [
     "pos_models",
     "rating_models",
     "region_models",
+    "reservation_models",
     "settlement_models",
     "subject_models",
     "upstream_models",

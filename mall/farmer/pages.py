@@ -221,6 +221,17 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
     return _error_page(exc.code or 400, gettext("请求有误,请返回重试"))
 
 
+def share_page_setup(other: Blueprint) -> None:
+    """Make another blueprint's pages under /m/ behave like these (mall.reservations): the
+    same session and CSRF check, headers, template context and error pages."""
+    other.before_request(_before)
+    other.after_request(_after)
+    other.context_processor(_template_context)
+    other.register_error_handler(CSRFError, _csrf_failed)
+    other.register_error_handler(DomainError, _domain_error)
+    other.register_error_handler(HTTPException, _http_error)
+
+
 # ---------------------------------------------------------------- pages
 
 

@@ -57,6 +57,10 @@ def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
         ("rating_periods_again", lambda s: expire_periods(s, today)),
         ("points_expiry", lambda s: expire_points(s, today)),
     ]
+    # Before the ledger's hold expiry: a reservation releases its own hold and its stock.
+    reservations = _optional("mall.reservations.services", "expire_reservations")
+    if reservations is not None:
+        steps.append(("reservations_expiry", lambda s: reservations(s)))
     holds = _optional("mall.ledger.holds", "expire_holds")
     if holds is not None:
         steps.append(("ledger_holds", lambda s: holds(s)))

@@ -22,6 +22,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "points_expiry": None,
     "offline_floor_limit_fen": 5000,
     "reservation_days": 7,
+    "reservation_max_open": 3,  # open reservations per household (mall.reservations)
+    "reservation_max_qty": 5,  # units of one item in one reservation
     "rating_score_weights": {"civility": 30, "visit": 40, "points": 30},
     "settlement_cutoff_hour": 2,  # a business date closes at 02:00 the next morning
     "business_entities_use_wallets": False,  # business entities hold wallets, codes, benefits
