@@ -70,6 +70,13 @@ def _before() -> None:
     g.user = None if request.endpoint == "admin.static" else staff_from_session()
 
 
+# As the farmer and cashier pages: no inline script or style, no framing, forms post home.
+CSP = (
+    "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
 @bp.after_request
 def _after(resp: Response) -> Response:
     wanted = _requested_lang()
@@ -84,6 +91,7 @@ def _after(resp: Response) -> Response:
         )
     if g.get("user") is not None:
         resp.headers["Cache-Control"] = "no-store"
+    resp.headers.setdefault("Content-Security-Policy", CSP)
     return resp
 
 
