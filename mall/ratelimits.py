@@ -31,6 +31,7 @@ from mall.extensions import limiter
 DEFAULT_LOGIN_LIMIT = "20/minute"
 DEFAULT_SCAN_LIMIT = "600/minute"
 DEFAULT_FARMER_CODE_LIMIT = "30/minute"
+DEFAULT_PICKUP_MISSES_LIMIT = "30/hour"
 
 
 def client_ip() -> str:
@@ -94,6 +95,14 @@ class Rule:
 LOGIN = Configured("RATELIMIT_LOGIN", DEFAULT_LOGIN_LIMIT)
 SCAN = Configured("RATELIMIT_SCAN", DEFAULT_SCAN_LIMIT)
 FARMER_CODE = Configured("RATELIMIT_FARMER_CODE", DEFAULT_FARMER_CODE_LIMIT)
+# Wrong pickup codes (mall.reservations): only lookups that find nothing count, so a busy
+# till is never slowed, while guessing another household's code stays impractical.
+PICKUP_MISSES = Configured("RATELIMIT_PICKUP_MISSES", DEFAULT_PICKUP_MISSES_LIMIT)
+
+
+def _not_found(response: Response) -> bool:
+    return response.status_code == 404
+
 
 LIMITED: tuple[Rule, ...] = (
     # logins, per address (the lockout counts per account besides)
@@ -107,6 +116,10 @@ LIMITED: tuple[Rule, ...] = (
     # the farmer's dynamic code, per household
     Rule("farmer.MyCode", FARMER_CODE, farmer_key, ("GET",), _authenticated),
     Rule("farmer_pages.code_json", FARMER_CODE, farmer_key, ("GET",), _authenticated),
+    # pickup codes that match nothing, per terminal (POS API) or per address (cashier page)
+    Rule("pos_reservations.get_reservation", PICKUP_MISSES, terminal_key, ("GET",), _not_found),
+    Rule("pos_reservations.pickup", PICKUP_MISSES, terminal_key, ("POST",), _not_found),
+    Rule("cashier.pickup", PICKUP_MISSES, client_ip, ("GET",), _not_found),
 )
 
 

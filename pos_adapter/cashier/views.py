@@ -78,7 +78,12 @@ CSP = (
 # Endpoints answering JSON (fetched by the till), and the POSTs whose work runs inside the
 # idempotency store (which renders a refusal through our error handler, then reads it).
 _JSON_ENDPOINTS = frozenset({"cashier.scan", "cashier.quote"})
-_ENVELOPE_ENDPOINTS = _JSON_ENDPOINTS | {"cashier.pay", "cashier.refund", "cashier.void"}
+_ENVELOPE_ENDPOINTS = _JSON_ENDPOINTS | {
+    "cashier.pay",
+    "cashier.refund",
+    "cashier.void",
+    "cashier.pickup_confirm",  # pos_adapter/cashier/pickup.py
+}
 MAX_QTY = 999
 DAY_PAGE = 50
 
@@ -677,5 +682,8 @@ def statement() -> Any:
         return resp
     return render_template("cashier/statement.html", day=the_day, st=body)
 
+
+# The pickup page of goods reserved online (mall.reservations) adds its routes to `bp`.
+from pos_adapter.cashier import pickup as _pickup  # noqa: E402, F401
 
 __all__ = ["bp"]
