@@ -25,6 +25,7 @@ from mall.partners.services import create_partner, create_terminal
 from mall.ratings.demo import seed_ratings_and_points
 from mall.regions.models import Region
 from mall.regions.services import create_region
+from mall.reservations.demo import build_reservations
 from mall.security.passwords import hash_pin
 from mall.subjects.services import MemberInput, create_household
 from mall.users.services import create_user
@@ -58,6 +59,7 @@ class Manifest:
     terminals: list[dict[str, Any]] = field(default_factory=list)
     catalog: list[dict[str, Any]] = field(default_factory=list)
     partners: list[dict[str, Any]] = field(default_factory=list)
+    reservations: list[dict[str, Any]] = field(default_factory=list)  # mall.reservations
 
     def write(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +112,7 @@ def build(session: Session, *, households_per_village: int = HOUSEHOLDS_PER_VILL
     seed_ratings_and_points(session, m, county)
     build_benefits(session, m, county)
     build_villages(session, m, county)
+    build_reservations(session, m, county)
     return m
 
 
