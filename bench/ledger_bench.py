@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (SQL literals read better unwrapped)
 """Ledger benchmark on PostgreSQL: committed spends per second, beside a raw-SQL baseline.
 
     .venv/bin/python bench/ledger_bench.py [--seconds 8] [--threads 8] [--postings 1000000]
@@ -41,8 +42,7 @@ from mall import create_app
 from mall.config import Config
 from mall.errors import Conflict
 from mall.extensions import db
-from mall.ledger import Leg, post_entry, verify_ledger
-from mall.ledger import hashing
+from mall.ledger import Leg, hashing, post_entry, verify_ledger
 from mall.ledger.models import GENESIS_HASH
 
 ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -337,7 +337,7 @@ def bulk_load(dsn: str, town: Township, postings: int) -> float:
     restore). Returns the seconds it took."""
     started = time.perf_counter()
     entries = postings // 2
-    balances = {a: 0 for a in (town.fund, *town.wallets, *town.payables)}
+    balances = dict.fromkeys((town.fund, *town.wallets, *town.payables), 0)
     rnd = random.Random(7)
     base = datetime(2026, 1, 1, tzinfo=UTC)
     bdate = date(2026, 1, 1)
@@ -442,6 +442,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--postings", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--skip-spends", action="store_true", help="only the verify figures")
     args = parser.parse_args()
 
     name = f"mall_bench_ledger_{os.getpid()}"
@@ -453,9 +454,9 @@ def main() -> None:
     finally:
         if args.keep:
             print(f"kept database {name}")
-            return
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(dsn: str, args: argparse.Namespace) -> None:
@@ -484,6 +485,9 @@ def run(dsn: str, args: argparse.Namespace) -> None:
         return town.id, town.wallets[0], rnd.choice(town.payables)
 
     rows = []
+    if args.skip_spends:
+        verify_million(app, dsn, args.postings)
+        return
     with app.app_context():
         ledger = ledger_spender(app)
         baseline = baseline_spender(dsn)
@@ -523,11 +527,15 @@ def run(dsn: str, args: argparse.Namespace) -> None:
         f" ({what}, {elapsed:.2f} s)"
     )
 
-    # A township with a million postings beside the rest, then verify everything.
+    verify_million(app, dsn, args.postings)
+
+
+def verify_million(app: Flask, dsn: str, postings: int) -> None:
+    """A township with a million postings beside the rest, then verify everything."""
     with psycopg.connect(dsn) as conn:
         big = build_world(conn, townships=1, wallets_each=1_000, partners=20)[0]
-    load = bulk_load(dsn, big, args.postings)
-    print(f"bulk load of {args.postings:,} postings: {load:.1f} s")
+    load = bulk_load(dsn, big, postings)
+    print(f"bulk load of {postings:,} postings: {load:.1f} s")
     elapsed, ok, what = timed_verify(app)
     print(f"verify: {'OK' if ok else 'FAILED'} over {what} in {elapsed:.2f} s")
 
