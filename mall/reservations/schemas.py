@@ -58,6 +58,7 @@ class ReservationOut(BaseSchema):
     points_total = fields.Integer(metadata={"description": "points held"})
     picked_points = fields.Integer(allow_none=True, metadata={"description": "points spent"})
     expires_at = fields.DateTime(metadata={"description": "pick up before this"})
+    collect_by = fields.Date(metadata={"description": "the last local day to collect"})
     created_at = fields.DateTime()
     resolved_at = fields.DateTime(allow_none=True)
     end_reason = fields.String(

@@ -547,6 +547,8 @@ def reservation_dict(session: Session, reservation: Reservation) -> dict[str, An
         "points_total": reservation.points_total,
         "picked_points": reservation.picked_points,
         "expires_at": as_aware(reservation.expires_at),
+        # the last local day to collect (the deadline is that day's midnight)
+        "collect_by": business_date(as_aware(reservation.expires_at) - timedelta(seconds=1)),
         "created_at": as_aware(reservation.created_at),
         "resolved_at": as_aware(reservation.resolved_at) if reservation.resolved_at else None,
         "end_reason": reservation.end_reason,
