@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, select
+from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from mall.benefits.models import BenefitUse
@@ -163,6 +163,29 @@ def _owner_predicate(account_kinds: tuple[str, ...]) -> Any:
     return Account.subject_id.is_not(None)
 
 
+def _period_entries(scope: Scope, first: date | None, last: date | None) -> Any:
+    """The entries of the scope's townships in [first, last] with their effective kind, as
+    a materialised CTE over the (township_id, business_date) index; a reversal's original
+    kind is looked up by primary key, and only for reversals."""
+    original = aliased(Entry)
+    original_kind = (
+        select(original.kind)
+        .where(original.township_id == Entry.township_id, original.id == Entry.reverses_entry_id)
+        .scalar_subquery()
+    )
+    period = select(
+        Entry.township_id,
+        Entry.id,
+        Entry.business_date,
+        case((Entry.reverses_entry_id.is_(None), Entry.kind), else_=original_kind).label("kind"),
+    ).where(Entry.township_id.in_(scope.township_ids))
+    if first is not None:
+        period = period.where(Entry.business_date >= first)
+    if last is not None:
+        period = period.where(Entry.business_date <= last)
+    return period.cte("period_entries").prefix_with("MATERIALIZED")
+
+
 def _movements(
     session: Session,
     scope: Scope,
@@ -173,44 +196,79 @@ def _movements(
     by_month: bool,
 ) -> Select[Any]:
     """Sum of postings on accounts of `account_kinds` by group, (month,) effective entry
-    kind, account kind and asset, for entries of the scope's townships in [first, last]."""
-    original = aliased(Entry)
-    effective_kind = func.coalesce(original.kind, Entry.kind)
+    kind, account kind and asset, for entries of the scope's townships in [first, last]
+    (selected first: `_period_entries`)."""
+    e = _period_entries(scope, first, last)
     if group_by == "village":
         group: Any = CreditSubject.village_id
     elif group_by == "partner":
         group = Account.partner_id
     else:
-        group = Entry.township_id
-    month = _month(session, Entry.business_date) if by_month else literal("")
+        group = e.c.township_id
+    month = _month(session, e.c.business_date) if by_month else literal("")
     stmt: Select[Any] = (
-        select(group, month, effective_kind, Account.kind, Account.asset, func.sum(Posting.amount))
-        .select_from(Entry)
-        .join(Posting, and_(Posting.township_id == Entry.township_id, Posting.entry_id == Entry.id))
+        select(group, month, e.c.kind, Account.kind, Account.asset, func.sum(Posting.amount))
+        .select_from(e)
+        .join(Posting, and_(Posting.township_id == e.c.township_id, Posting.entry_id == e.c.id))
         .join(
             Account,
             and_(Account.township_id == Posting.township_id, Account.id == Posting.account_id),
         )
-        .outerjoin(
-            original,
-            and_(original.township_id == Entry.township_id, original.id == Entry.reverses_entry_id),
-        )
-        .where(
-            Entry.township_id.in_(scope.township_ids),
-            Account.kind.in_(account_kinds),
-            _owner_predicate(account_kinds),
-        )
-        .group_by(group, month, effective_kind, Account.kind, Account.asset)
+        .where(Account.kind.in_(account_kinds), _owner_predicate(account_kinds))
+        .group_by(group, month, e.c.kind, Account.kind, Account.asset)
     )
     if group_by == "village" or scope.village_id is not None:
         stmt = stmt.join(CreditSubject, CreditSubject.id == Account.subject_id)
     if scope.village_id is not None:
         stmt = stmt.where(CreditSubject.village_id == scope.village_id)
-    if first is not None:
-        stmt = stmt.where(Entry.business_date >= first)
-    if last is not None:
-        stmt = stmt.where(Entry.business_date <= last)
     return stmt
+
+
+def _movement_rows(
+    session: Session,
+    scope: Scope,
+    group_by: str,
+    account_kinds: tuple[str, ...],
+    first: date | None,
+    last: date | None,
+    by_month: bool,
+) -> list[tuple[Any, str, str, str, str, int]]:
+    """(group, month, effective kind, account kind, asset, sum) rows of `_movements`.
+
+    Partner payables are few accounts with long histories: with a join on the accounts
+    table PostgreSQL estimates a handful of postings per account and picks a nested loop
+    over each payable's whole history. So their ids are read first and the postings are
+    filtered by that list (which the column statistics estimate well), grouped by account,
+    and mapped to partner and asset here."""
+    if PARTNER_PAYABLE not in account_kinds:
+        stmt = _movements(session, scope, group_by, account_kinds, first, last, by_month)
+        return [tuple(r) for r in session.execute(stmt).all()]
+    payables = {
+        r.id: r
+        for r in session.execute(
+            select(Account.id, Account.partner_id, Account.kind, Account.asset).where(
+                Account.township_id.in_(scope.township_ids),
+                Account.kind == PARTNER_PAYABLE,
+                Account.partner_id.is_not(None),
+            )
+        )
+    }
+    if not payables:
+        return []
+    e = _period_entries(scope, first, last)
+    month = _month(session, e.c.business_date) if by_month else literal("")
+    stmt = (
+        select(month, e.c.kind, Posting.account_id, func.sum(Posting.amount))
+        .select_from(e)
+        .join(Posting, and_(Posting.township_id == e.c.township_id, Posting.entry_id == e.c.id))
+        .where(Posting.account_id.in_(sorted(payables)))
+        .group_by(month, e.c.kind, Posting.account_id)
+    )
+    out = []
+    for m, kind, account_id, amount in session.execute(stmt).all():
+        account = payables[account_id]
+        out.append((account.partner_id, m, kind, account.kind, account.asset, int(amount)))
+    return out
 
 
 def _balances(
@@ -263,9 +321,7 @@ def _report(
     net: dict[int, dict[str, dict[str, int]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(int))
     )
-    rows = session.execute(
-        _movements(session, scope, group_by, account_kinds, first, last, True)
-    ).all()
+    rows = _movement_rows(session, scope, group_by, account_kinds, first, last, True)
     for raw_group, month, kind, account_kind, asset, amount in rows:
         if raw_group is None:
             continue
@@ -288,9 +344,10 @@ def _report(
             continue
         key = _group_key(group_by, scope, raw_group)
         current[key][account_kind if class_key == "account" else asset] += int(total)
-    for raw_group, _m, _kind, account_kind, asset, amount in session.execute(
-        _movements(session, scope, group_by, account_kinds, last + timedelta(days=1), None, False)
-    ).all():
+    after = last + timedelta(days=1)
+    for raw_group, _m, _kind, account_kind, asset, amount in _movement_rows(
+        session, scope, group_by, account_kinds, after, None, False
+    ):
         if raw_group is None:
             continue
         key = _group_key(group_by, scope, raw_group)
@@ -416,8 +473,6 @@ def households_by_level(
     on = on or business_date()
     group: Any = CreditSubject.village_id if group_by == "village" else CreditSubject.township_id
     valid = (CreditSubject.level_valid_until.is_(None)) | (CreditSubject.level_valid_until >= on)
-    from sqlalchemy import case
-
     level = case((valid, CreditSubject.level_code), else_=None)
     stmt = (
         select(group, level, func.count(CreditSubject.id))

@@ -262,3 +262,26 @@ def test_late_offline_sale_rolls_into_next_open_day(session: Session, worked_day
     assert payment.business_date == d.day + timedelta(days=1)
     frozen = statements.day_statement(session, w.partner, d.day)
     assert frozen.figures["payments_count"] == 1
+
+
+def test_database_refuses_to_change_a_closed_statement(session: Session, worked_day: Day) -> None:
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    row = _close(session, worked_day)
+    for stmt in (
+        update(SettlementStatement)
+        .where(SettlementStatement.id == row.id)
+        .values(net_payable_fen=1),
+        update(SettlementStatement).where(SettlementStatement.id == row.id).values(status="open"),
+        delete(SettlementStatement).where(SettlementStatement.id == row.id),
+    ):
+        with pytest.raises(DBAPIError), session.begin_nested():
+            session.execute(stmt)
+    payout.mark_paid(session, worked_day.admin, row, reference="B", paid_on=worked_day.day)
+    with pytest.raises(DBAPIError), session.begin_nested():
+        session.execute(
+            update(SettlementStatement)
+            .where(SettlementStatement.id == row.id)
+            .values(paid_reference="C")
+        )
