@@ -418,6 +418,21 @@ def timed_verify(app: Flask) -> tuple[float, bool, str]:
     return elapsed, report.ok, f"{report.entries} entries, {report.postings} postings"
 
 
+def commit_latency_ms(dsn: str, n: int = 200) -> float:
+    """The floor under any one hot row: a one-row insert and a durable commit."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE bench_commit_probe (x int)")
+        conn.commit()
+        started = time.perf_counter()
+        for _ in range(n):
+            conn.execute("INSERT INTO bench_commit_probe VALUES (1)")
+            conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_commit_probe")
+        conn.commit()
+    return elapsed / n * 1000
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -464,7 +479,8 @@ def run(dsn: str, args: argparse.Namespace) -> None:
     with app.app_context():
         upgrade(revision="heads")
     print(f"machine: {machine()}")
-    print(f"threads: {args.threads}, {args.seconds:.0f} s per measurement\n")
+    print(f"threads: {args.threads}, {args.seconds:.0f} s per measurement")
+    print(f"commit latency (1-row insert + commit): {commit_latency_ms(dsn):.2f} ms\n")
     with psycopg.connect(dsn) as conn:
         spread = build_world(conn, townships=10, wallets_each=1_000, partners=20)
         single = build_world(conn, townships=1, wallets_each=10_000, partners=20)

@@ -59,11 +59,6 @@ def hold_request_hash(
     return hashlib.sha256(_json(parts)).hexdigest()
 
 
-def _ns(value: str | None) -> str:
-    """A netstring: length-prefixed, so no character inside can fake a field boundary."""
-    return "~" if value is None else f"{len(value)}:{value}"
-
-
 def entry_header(
     *,
     township_id: int,
@@ -112,12 +107,47 @@ def header_bytes(
     created_at: datetime,
     business_date: date,
 ) -> bytes:
-    """The entry's fields, in the column order of `verify`'s stream (positional: it runs a
-    million times there)."""
+    return header_from_parts(
+        township_id,
+        chain_seq,
+        kind,
+        actor,
+        reason,
+        source_type,
+        source_id,
+        idempotency_key,
+        request_hash,
+        reverses_entry_id,
+        hold_id,
+        epoch_micros(created_at),
+        business_date.isoformat(),
+    )
+
+
+def header_from_parts(
+    township_id: int,
+    chain_seq: int,
+    kind: str,
+    actor: str,
+    reason: str,
+    source_type: str | None,
+    source_id: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
+    reverses_entry_id: int | None,
+    hold_id: int | None,
+    created_micros: int,
+    business_date_iso: str,
+) -> bytes:
+    """The entry's fields as netstrings (`~` for NULL), positional: `verify` calls this once
+    per entry, with the time and date already converted by the database."""
     return (
-        f"{township_id}|{chain_seq}|{_ns(kind)}|{_ns(actor)}|{_ns(reason)}|{_ns(source_type)}"
-        f"|{_ns(source_id)}|{_ns(idempotency_key)}|{request_hash}|{reverses_entry_id}"
-        f"|{hold_id}|{epoch_micros(created_at)}|{business_date.isoformat()}"
+        f"{township_id}|{chain_seq}|{len(kind)}:{kind}|{len(actor)}:{actor}"
+        f"|{len(reason)}:{reason}"
+        f"|{'~' if source_type is None else f'{len(source_type)}:{source_type}'}"
+        f"|{'~' if source_id is None else f'{len(source_id)}:{source_id}'}"
+        f"|{'~' if idempotency_key is None else f'{len(idempotency_key)}:{idempotency_key}'}"
+        f"|{request_hash}|{reverses_entry_id}|{hold_id}|{created_micros}|{business_date_iso}"
     ).encode()
 
 

@@ -218,7 +218,7 @@ class _Pass:
                 add(
                     Discrepancy("chain", t, "prev_hash does not match the previous entry", entry_id)
                 )
-            header = hashing.header_bytes(e[0], chain_seq, *e[3:14])
+            header = hashing.header_from_parts(e[0], chain_seq, *e[3:14])
             if hashing.chain_hash(e[14], header, hashing.postings_part(mine)) != e[15]:
                 add(Discrepancy("chain", t, "hash does not match the entry's content", entry_id))
             prev = e[15]
@@ -332,6 +332,12 @@ _ENTRY_COLUMNS = (
     "township_id, id, chain_seq, kind, actor, reason, source_type, source_id, idempotency_key,"
     " request_hash, reverses_entry_id, hold_id, created_at, business_date, prev_hash, hash"
 )
+# PostgreSQL converts the time and date exactly as hashing.header_bytes does (numeric epoch).
+_ENTRY_COLUMNS_PG = _ENTRY_COLUMNS.replace(
+    "created_at, business_date",
+    "CAST(extract(epoch FROM created_at) * 1000000 AS bigint),"
+    " to_char(business_date, 'YYYY-MM-DD')",
+)
 _POSTING_COLUMNS = "township_id, entry_id, account_id, asset, amount, balance_after"
 
 
@@ -351,20 +357,26 @@ class _PgStreams:
         sql = f"SELECT {columns} FROM {table} {self.scope} ORDER BY township_id, {order}"  # noqa: S608
         cur.execute(sql, self.params)
         self.cursors.append(cur)
-        return iter(cur)
+        return _batches(cur)
 
     def __enter__(self) -> tuple[Iterator[tuple[Any, ...]], ...]:
         # A cursor is planned for its first rows by default; we read every row.
         self.dbapi.execute("SET LOCAL cursor_tuple_fraction = 1.0")
         return (
             self._open("ledger_verify_accounts", _ACCOUNT_COLUMNS, "ledger_accounts", "id"),
-            self._open("ledger_verify_entries", _ENTRY_COLUMNS, "ledger_entries", "chain_seq"),
+            self._open("ledger_verify_entries", _ENTRY_COLUMNS_PG, "ledger_entries", "chain_seq"),
             self._open("ledger_verify_postings", _POSTING_COLUMNS, "ledger_postings", "entry_id"),
         )
 
     def __exit__(self, *exc: object) -> None:
         for cur in self.cursors:
             cur.close()
+
+
+def _batches(cur: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows in batches: a server-side cursor's per-row `__next__` costs more than the check."""
+    while rows := cur.fetchmany(20_000):
+        yield from rows
 
 
 class _PortableStreams:
@@ -388,9 +400,13 @@ class _PortableStreams:
         def names(columns: str) -> list[str]:
             return [c.strip() for c in columns.split(",")]
 
+        entries = (
+            (*r[:12], hashing.epoch_micros(r[12]), r[13].isoformat(), *r[14:])
+            for r in self._open(Entry, names(_ENTRY_COLUMNS), "chain_seq")
+        )
         return (
             self._open(Account, names(_ACCOUNT_COLUMNS), "id"),
-            self._open(Entry, names(_ENTRY_COLUMNS), "chain_seq"),
+            entries,
             self._open(Posting, names(_POSTING_COLUMNS), "entry_id"),
         )
 
