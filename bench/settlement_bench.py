@@ -202,20 +202,20 @@ def build(n: int, history: int) -> tuple[Any, Scope, date, date]:
     now = utcnow()
     seq = 0
     payment_rows: list[dict[str, Any]] = []
-    days: list[date] = []
+    all_days: list[date] = []
     for month_start, count in _months(first, history, n):
         month_end = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
         month_days = [month_start + timedelta(days=i) for i in range(month_end.day)]
         seq = _payments(
             session, rng, partner, towns, households, month_days, count, seq, now, payment_rows
         )
-        days = month_days  # the benchmark month is the last one
+        all_days += month_days
     result = session.execute(
         insert(Payment).returning(Payment.id, sort_by_parameter_order=True), payment_rows
     )
     payment_ids = [r.id for r in result]
     _refunds(session, rng, partner, payment_rows, payment_ids, first, last, now, n // 50)
-    _benefit_uses(session, county.id, partner, households, days, rng, n // 10)
+    _benefit_uses(session, county.id, partner, households, all_days, rng, n * (history + 1) // 10)
     session.commit()
     session.execute(text("ANALYZE"))
     session.commit()

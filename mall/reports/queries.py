@@ -186,6 +186,24 @@ def _period_entries(scope: Scope, first: date | None, last: date | None) -> Any:
     return period.cte("period_entries").prefix_with("MATERIALIZED")
 
 
+def _entry_bounds(
+    session: Session, scope: Scope, first: date | None, last: date | None
+) -> tuple[int, int] | None:
+    """The lowest and highest entry id of the period (one index range scan). Entry ids grow
+    with time, so the period's postings lie in that id range of the postings'
+    (township_id, entry_id) index; the range is only a filter that lets PostgreSQL read that
+    index instead of every posting (the exact join on entry id follows)."""
+    stmt = select(func.min(Entry.id), func.max(Entry.id)).where(
+        Entry.township_id.in_(scope.township_ids)
+    )
+    if first is not None:
+        stmt = stmt.where(Entry.business_date >= first)
+    if last is not None:
+        stmt = stmt.where(Entry.business_date <= last)
+    lo, hi = session.execute(stmt).one()
+    return None if lo is None else (int(lo), int(hi))
+
+
 def _movements(
     session: Session,
     scope: Scope,
@@ -194,6 +212,7 @@ def _movements(
     first: date | None,
     last: date | None,
     by_month: bool,
+    bounds: tuple[int, int],
 ) -> Select[Any]:
     """Sum of postings on accounts of `account_kinds` by group, (month,) effective entry
     kind, account kind and asset, for entries of the scope's townships in [first, last]
@@ -214,7 +233,12 @@ def _movements(
             Account,
             and_(Account.township_id == Posting.township_id, Account.id == Posting.account_id),
         )
-        .where(Account.kind.in_(account_kinds), _owner_predicate(account_kinds))
+        .where(
+            Posting.township_id.in_(scope.township_ids),
+            Posting.entry_id.between(*bounds),
+            Account.kind.in_(account_kinds),
+            _owner_predicate(account_kinds),
+        )
         .group_by(group, month, e.c.kind, Account.kind, Account.asset)
     )
     if group_by == "village" or scope.village_id is not None:
@@ -240,8 +264,11 @@ def _movement_rows(
     over each payable's whole history. So their ids are read first and the postings are
     filtered by that list (which the column statistics estimate well), grouped by account,
     and mapped to partner and asset here."""
+    bounds = _entry_bounds(session, scope, first, last)
+    if bounds is None:
+        return []
     if PARTNER_PAYABLE not in account_kinds:
-        stmt = _movements(session, scope, group_by, account_kinds, first, last, by_month)
+        stmt = _movements(session, scope, group_by, account_kinds, first, last, by_month, bounds)
         return [tuple(r) for r in session.execute(stmt).all()]
     payables = {
         r.id: r
@@ -261,7 +288,11 @@ def _movement_rows(
         select(month, e.c.kind, Posting.account_id, func.sum(Posting.amount))
         .select_from(e)
         .join(Posting, and_(Posting.township_id == e.c.township_id, Posting.entry_id == e.c.id))
-        .where(Posting.account_id.in_(sorted(payables)))
+        .where(
+            Posting.township_id.in_(scope.township_ids),
+            Posting.entry_id.between(*bounds),
+            Posting.account_id.in_(sorted(payables)),
+        )
         .group_by(month, e.c.kind, Posting.account_id)
     )
     out = []

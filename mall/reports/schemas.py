@@ -19,7 +19,7 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 class ReportArgs(BaseSchema):
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "xlsx")))
-    region_id = fields.Integer(load_default=None)
+    region_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1))
 
 
 class MonthRangeArgs(ReportArgs):

@@ -19,8 +19,12 @@ SETTLERS = ("county_admin", "township_admin")
 UPLOADERS = ("county_admin", "township_admin", "cashier")
 
 
+MAX_INT = 2**31 - 1  # partners.id is a 32-bit integer
+MAX_BIGINT = 2**63 - 1
+
+
 def visible_partner(session: Session, user: User, partner_id: int) -> Partner:
-    partner = session.get(Partner, partner_id)
+    partner = session.get(Partner, partner_id) if 0 < partner_id <= MAX_INT else None
     if partner is None:
         raise NotFound()
     if user.role == "cashier":

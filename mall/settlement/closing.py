@@ -249,6 +249,8 @@ def reopen_statement(
 
 
 def get_statement(session: Session, statement_id: int) -> SettlementStatement:
+    if not 0 < statement_id < 2**63:
+        raise NotFound()
     statement = session.get(SettlementStatement, statement_id)
     if statement is None:
         raise NotFound()

@@ -8,6 +8,8 @@ from marshmallow import fields, validate
 from mall.api_common import BaseSchema, PageArgs
 from mall.settlement.models import FIGURES
 
+_ID = validate.Range(min=1, max=2**31 - 1)
+
 FORMATS = ("json", "csv", "xlsx")
 
 
@@ -16,7 +18,7 @@ class SettlementFormatArgs(BaseSchema):
 
 
 class SettlementPeriodArgs(SettlementFormatArgs):
-    partner_id = fields.Integer(required=True)
+    partner_id = fields.Integer(required=True, validate=_ID)
     date_from = fields.Date(required=True, data_key="from")
     date_to = fields.Date(required=True, data_key="to")
 
@@ -100,7 +102,7 @@ class SettlementOutstandingList(BaseSchema):
 
 
 class ReconcileForm(BaseSchema):
-    partner_id = fields.Integer(required=True)
+    partner_id = fields.Integer(required=True, validate=_ID)
     business_date = fields.Date(required=True)
 
 
@@ -126,7 +128,7 @@ class ReconciliationOut(BaseSchema):
 
 
 class ReconciliationListArgs(PageArgs):
-    partner_id = fields.Integer(load_default=None)
+    partner_id = fields.Integer(load_default=None, validate=_ID)
 
 
 class ReconciliationSummary(BaseSchema):

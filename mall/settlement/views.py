@@ -239,7 +239,9 @@ class ReconciliationOne(MethodView):
     @blp.response(200, ReconciliationOut)
     def get(self, reconciliation_id: int) -> Any:
         """One reconciliation with its full result."""
-        record = _s().get(Reconciliation, reconciliation_id)
+        record = (
+            _s().get(Reconciliation, reconciliation_id) if 0 < reconciliation_id < 2**63 else None
+        )
         if record is None:
             raise NotFound()
         visible_partner(_s(), g.user, record.partner_id)

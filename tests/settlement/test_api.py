@@ -192,3 +192,19 @@ def test_every_endpoint_in_openapi(app: Flask, client: FlaskClient) -> None:
         "/api/v1/admin/reports/households-by-level",
     ):
         assert path in paths, path
+
+
+def test_out_of_range_ids_and_bad_dates(client: FlaskClient, worked_day: Day) -> None:
+    h = staff_headers(worked_day.admin)
+    assert client.get(f"{URL}/statements/99999999999/2026-01-01", headers=h).status_code == 404
+    assert client.get(f"{URL}/statements/1/2026-13-01", headers=h).status_code == 400
+    too_big = 2**70
+    assert (
+        client.post(
+            f"{URL}/statements/{too_big}/pay",
+            json={"reference": "x", "paid_on": "2026-01-01"},
+            headers=h,
+        ).status_code
+        == 404
+    )
+    assert client.get(f"{URL}/reconciliations/{too_big}", headers=h).status_code == 404
