@@ -73,7 +73,7 @@ def timed(label: str, fn, repeat: int = 3):  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=100_000)
-    parser.add_argument("--history-months", type=int, default=2)
+    parser.add_argument("--history-months", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--base-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()

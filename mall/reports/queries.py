@@ -186,22 +186,14 @@ def _period_entries(scope: Scope, first: date | None, last: date | None) -> Any:
     return period.cte("period_entries").prefix_with("MATERIALIZED")
 
 
-def _entry_bounds(
-    session: Session, scope: Scope, first: date | None, last: date | None
-) -> tuple[int, int] | None:
-    """The lowest and highest entry id of the period (one index range scan). Entry ids grow
-    with time, so the period's postings lie in that id range of the postings'
-    (township_id, entry_id) index; the range is only a filter that lets PostgreSQL read that
-    index instead of every posting (the exact join on entry id follows)."""
-    stmt = select(func.min(Entry.id), func.max(Entry.id)).where(
-        Entry.township_id.in_(scope.township_ids)
+def _id_range(e: Any) -> Any:
+    """Postings whose entry id lies between the period's lowest and highest entry id (taken
+    from the materialised period itself). Entry ids grow with time, so this range lets the
+    postings be read through their (township_id, entry_id) index instead of in full; it is
+    only a filter, the exact join on the entry id follows."""
+    return Posting.entry_id.between(
+        select(func.min(e.c.id)).scalar_subquery(), select(func.max(e.c.id)).scalar_subquery()
     )
-    if first is not None:
-        stmt = stmt.where(Entry.business_date >= first)
-    if last is not None:
-        stmt = stmt.where(Entry.business_date <= last)
-    lo, hi = session.execute(stmt).one()
-    return None if lo is None else (int(lo), int(hi))
 
 
 def _movements(
@@ -212,7 +204,6 @@ def _movements(
     first: date | None,
     last: date | None,
     by_month: bool,
-    bounds: tuple[int, int],
 ) -> Select[Any]:
     """Sum of postings on accounts of `account_kinds` by group, (month,) effective entry
     kind, account kind and asset, for entries of the scope's townships in [first, last]
@@ -235,7 +226,7 @@ def _movements(
         )
         .where(
             Posting.township_id.in_(scope.township_ids),
-            Posting.entry_id.between(*bounds),
+            _id_range(e),
             Account.kind.in_(account_kinds),
             _owner_predicate(account_kinds),
         )
@@ -264,11 +255,8 @@ def _movement_rows(
     over each payable's whole history. So their ids are read first and the postings are
     filtered by that list (which the column statistics estimate well), grouped by account,
     and mapped to partner and asset here."""
-    bounds = _entry_bounds(session, scope, first, last)
-    if bounds is None:
-        return []
     if PARTNER_PAYABLE not in account_kinds:
-        stmt = _movements(session, scope, group_by, account_kinds, first, last, by_month, bounds)
+        stmt = _movements(session, scope, group_by, account_kinds, first, last, by_month)
         return [tuple(r) for r in session.execute(stmt).all()]
     payables = {
         r.id: r
@@ -290,7 +278,7 @@ def _movement_rows(
         .join(Posting, and_(Posting.township_id == e.c.township_id, Posting.entry_id == e.c.id))
         .where(
             Posting.township_id.in_(scope.township_ids),
-            Posting.entry_id.between(*bounds),
+            _id_range(e),
             Posting.account_id.in_(sorted(payables)),
         )
         .group_by(month, e.c.kind, Posting.account_id)
