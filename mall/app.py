@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import structlog
 from flask import Flask, Response, g, request
+from werkzeug.routing import IntegerConverter, Map
 
 from mall import models  # noqa: F401  (registers every table on the metadata)
 from mall.config import Config
@@ -14,6 +16,13 @@ from mall.errors import register_error_handlers
 from mall.extensions import api, babel, csrf, db, limiter, migrate, select_locale
 from mall.logging import configure_logging
 from mall.ratelimits import apply_rate_limits
+
+
+class BigIntConverter(IntegerConverter):
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -25,6 +34,8 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
     app.config.update(config.as_dict())
     app.config.update(overrides)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # Every `<int:...>` route parameter fits a BIGINT; a larger number simply matches no route.
+    app.url_map.converters["int"] = BigIntConverter
 
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_JSON"])
     db.init_app(app)

@@ -7,10 +7,13 @@ Flask-SQLAlchemy 3 ignores session-level binds, which makes that isolation style
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
@@ -27,6 +30,39 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class _AwareSQLiteDateTime(SQLITE_DATETIME):
+    """`DateTime(timezone=True)` on SQLite: stored as UTC text, read back as aware UTC.
+
+    SQLite has no time zone type, and SQLAlchemy's SQLite DATETIME drops the offset on the
+    way in and returns naive values on the way out. PostgreSQL returns aware values; with
+    this both backends give the services (and the JSON, which must carry an offset) the same.
+    """
+
+    def bind_processor(self, dialect: Any) -> Any:
+        inner = super().bind_processor(dialect)
+        aware = self.timezone
+
+        def process(value: Any) -> Any:
+            if aware and isinstance(value, datetime) and value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            return inner(value) if inner else value
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        inner = super().result_processor(dialect, coltype)
+        if not self.timezone:
+            return inner
+
+        def process(value: Any) -> Any:
+            value = inner(value) if inner else value
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, foreign keys, and writers serialised by BEGIN IMMEDIATE.
 
@@ -34,6 +70,8 @@ def _configure_sqlite(engine: Engine) -> None:
     (the recipe from the SQLAlchemy SQLite dialect docs). BEGIN IMMEDIATE takes the write lock
     at the start, so two transactions can never both read a balance and then both write it.
     """
+
+    engine.dialect.colspecs = {**engine.dialect.colspecs, sqltypes.DateTime: _AwareSQLiteDateTime}
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -65,19 +103,48 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class _AppSession(Session):
+    """A session that, unless bound explicitly, uses the engine of the current app.
+
+    One process may hold several apps (tests, benchmarks, a fault-injection run); each keeps
+    its own engine, and building a second app never rebinds the first one's sessions.
+    """
+
+    def get_bind(self, mapper: Any = None, **kwargs: Any) -> Any:
+        if self.bind is not None or kwargs.get("bind") is not None:
+            return super().get_bind(mapper, **kwargs)
+        return _engine_of_current_app()
+
+
+def _engine_of_current_app() -> Engine:
+    if has_app_context():
+        engine: Engine = current_app.extensions["mall_db_engine"]
+        return engine
+    if _first_engine is None:
+        raise RuntimeError("no Flask app has been created with the database extension")
+    return _first_engine
+
+
+_first_engine: Engine | None = None
+
+
 class Database:
-    """Flask extension owning the engine and the request-scoped session."""
+    """Flask extension owning each app's engine and the request-scoped session."""
 
     def __init__(self) -> None:
         self.metadata = Base.metadata
-        self._engine: Engine | None = None
-        self.session: scoped_session[Session] = scoped_session(sessionmaker())
+        self.session: scoped_session[Session] = scoped_session(
+            sessionmaker(class_=_AppSession, expire_on_commit=False)
+        )
 
     def init_app(self, app: Flask) -> None:
+        global _first_engine
         # The engine is lazy: create_app never connects (style: no database at start-up).
-        self._engine = make_engine(app.config["DATABASE_URL"])
-        self.session.configure(bind=self._engine, expire_on_commit=False)
+        engine = make_engine(app.config["DATABASE_URL"])
         app.extensions["mall_db"] = self
+        app.extensions["mall_db_engine"] = engine
+        if _first_engine is None:
+            _first_engine = engine
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
@@ -85,9 +152,9 @@ class Database:
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("Database.init_app has not been called")
-        return self._engine
+        """The current app's engine; outside an app context (worker threads, scripts), the
+        engine of the first app this process created."""
+        return _engine_of_current_app()
 
     # Flask-Migrate's env.py asks for these.
     def get_engine(self) -> Engine:

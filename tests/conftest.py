@@ -73,17 +73,17 @@ def make_test_app(database_url: str, **overrides: object) -> Flask:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, drop = create_scratch_database(str(tmp_path_factory.mktemp("db")), "test")
     yield url
-    db.session.remove()
-    db.engine.dispose()
     drop()  # type: ignore[operator]
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Flask:
+def app(database_url: str) -> Iterator[Flask]:
     app = make_test_app(database_url)
     with app.app_context():
         upgrade(revision="heads")
-    return app
+    yield app
+    db.session.remove()
+    app.extensions["mall_db_engine"].dispose()  # before the database is dropped
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def session(app: Flask) -> Iterator[Session]:
         ctx.pop()
         outer.rollback()
         connection.close()
-        db.session.configure(bind=db.engine, join_transaction_mode="conditional_savepoint")
+        db.session.configure(bind=None, join_transaction_mode="conditional_savepoint")
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from tests.pos_adapter.conftest import Till
 
 @pytest.fixture(scope="module")
 def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    saved_engine = db._engine
     db.session.remove()
     url, drop = create_scratch_database(str(tmp_path_factory.mktemp("rl")), "rl")
     app = make_test_app(
@@ -46,9 +45,6 @@ def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
             db.session.remove()
             db.engine.dispose()
         drop()  # type: ignore[operator]
-        db._engine = saved_engine
-        if saved_engine is not None:
-            db.session.configure(bind=saved_engine)
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ pytestmark = pytest.mark.skipif(is_postgres(), reason="SQLite file faults")
 @pytest.fixture
 def sqlite_file(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A migrated SQLite file with a funded, rated household and a terminal."""
-    saved_engine = db._engine
     db.session.remove()
     path = tmp_path / "faults.db"
     app = make_test_app(f"sqlite:///{path}")
@@ -60,9 +59,6 @@ def sqlite_file(tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield world
     finally:
         db.session.remove()
-        db._engine = saved_engine
-        if saved_engine is not None:
-            db.session.configure(bind=saved_engine)
 
 
 def _app(url: str) -> Flask:
@@ -94,7 +90,7 @@ def test_full_database_answers_503_and_keeps_whole_payments(sqlite_file: dict[st
     url = f"sqlite:///{sqlite_file['path']}"
     app = _app(url)
 
-    @event.listens_for(db.engine, "connect")
+    @event.listens_for(app.extensions["mall_db_engine"], "connect")
     def _no_growth(dbapi_connection: Any, _record: Any) -> None:
         cur = dbapi_connection.cursor()
         pages = cur.execute("PRAGMA page_count").fetchone()[0]

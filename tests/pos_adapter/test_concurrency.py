@@ -26,10 +26,8 @@ pytestmark = pytest.mark.postgres_only
 
 
 def _setup(app: Flask, integrity_fen: int, points: int = 0, rank: int = 5) -> dict[str, Any]:
-    # tests/conftest.py's `session` fixture leaves the misspelt "conservative_savepoint" join
-    # mode behind, which SQLAlchemy refuses in a new thread's session; restore the default.
     db.session.remove()
-    db.session.configure(bind=db.engine, join_transaction_mode="conditional_savepoint")
+    db.session.configure(bind=None, join_transaction_mode="conditional_savepoint")
     session = db.session()
     county = make_county(session, townships=1, villages_per_township=1)
     partner = make_partner(session, county.townships[0])

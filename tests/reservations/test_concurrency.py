@@ -36,7 +36,7 @@ def _setup(app: Flask) -> Any:
     # Restore the default join mode the `session` fixture may have left changed (see
     # tests/pos_adapter/test_concurrency.py).
     db.session.remove()
-    db.session.configure(bind=db.engine, join_transaction_mode="conditional_savepoint")
+    db.session.configure(bind=None, join_transaction_mode="conditional_savepoint")
     return make_shop(db.session())
 
 
