@@ -41,18 +41,61 @@ class ArgumentsParser(FlaskParser):
 
     The stdlib decoder raises ValueError (not JSONDecodeError) for an integer of more than
     4300 digits and RecursionError for very deep nesting; webargs lets both escape as a 500.
+    Validation failures answer 400 `validation_error`, as the contracts say (webargs' default
+    is 422), and the OpenAPI description documents them so.
     """
+
+    DEFAULT_VALIDATION_STATUS = 400
 
     def _raw_load_json(self, req: Request) -> Any:
         try:
-            return super()._raw_load_json(req)
+            data = super()._raw_load_json(req)
         except json.JSONDecodeError:
             raise
         except (ValueError, RecursionError):
             abort(400, messages={"json": ["Invalid JSON body."]})
+        if _has_lone_surrogate(data):
+            # "\ud800" is valid JSON but no valid text: it cannot be stored or logged.
+            abort(400, messages={"json": ["Invalid text in JSON body."]})
+        return data
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class Blueprint(flask_smorest.Blueprint):
     """The project's API blueprint: flask-smorest with our arguments parser."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True, metadata={"description": "stable, machine-readable"})
+    message = fields.String(required=True, metadata={"description": "zh-CN, or en on request"})
+    details = fields.Dict(required=True)
+
+
+class ErrorEnvelope(Schema):
+    """The one error envelope every API answers with (POS contract, section 3)."""
+
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+class MallApi(flask_smorest.Api):
+    """flask-smorest's Api, documenting our error envelope as every default error response."""
+
+    ERROR_SCHEMA = ErrorEnvelope

@@ -14,7 +14,7 @@ import structlog
 from flask import Flask, Response, jsonify, request
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = structlog.get_logger(__name__)
@@ -169,6 +169,8 @@ def _validation_details(exc: HTTPException) -> dict[str, Any]:
     for location_messages in messages.values():
         if isinstance(location_messages, dict):
             fields.update(location_messages)
+        else:  # a message about the body as a whole, such as unparseable JSON
+            fields.setdefault("body", []).extend(location_messages)
     return {"fields": fields}
 
 
@@ -180,8 +182,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
-        if status == 422:
-            # flask-smorest/webargs report schema failures as 422; our contract says 400.
+        if status in (400, 422) and _validation_details(exc):
+            # webargs' schema failures (our parser uses 400; 422 from any other parser).
             return error_response(400, "validation_error", _validation_details(exc))
         if (
             status == 400
@@ -199,6 +201,14 @@ def register_error_handlers(app: Flask) -> None:
     def _db_down(exc: OperationalError) -> Response:
         log.error("database_unavailable", error_class=type(exc.orig).__name__)
         return error_response(503, "service_unavailable")
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _value_out_of_range(exc: Exception) -> Response:
+        # A value the database cannot hold (an id beyond BIGINT, text it cannot encode):
+        # the input is wrong, not the server. SQLite raises OverflowError before the query.
+        log.info("value_out_of_range", error_class=type(exc).__name__)
+        return error_response(400, "validation_error", {"fields": {}})
 
     @app.errorhandler(DBAPIError)
     def _db_error(exc: DBAPIError) -> Response:

@@ -7,9 +7,9 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_wtf import CSRFProtect
 
+from mall.api_common import MallApi
 from mall.db import Database
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
@@ -18,7 +18,7 @@ db = Database()
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()
-api = Api()
+api = MallApi()
 # Limits, storage and headers come from the app config (RATELIMIT_*); see mall.ratelimits.
 limiter = Limiter(get_remote_address)
 

@@ -54,6 +54,7 @@ def admin_headers(session: Session) -> dict[str, str]:
         (b"", "application/json"),
         (b'{"village_id": 1e999, "head_name": {"x": []}}', "application/json"),
         (b'{"village_id": ' + b"9" * 5000 + b"}", "application/json"),
+        (b'{"village_id": 1, "head_name": "\\ud800"}', "application/json"),
         (b"[" * 200_000 + b"]" * 200_000, "application/json"),
     ],
 )

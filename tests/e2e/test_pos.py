@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from tests.live import LiveServer
 
 from pos_adapter.client import PosClient, PosError
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
