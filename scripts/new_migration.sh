@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Autogenerate a migration against a scratch PostgreSQL database upgraded to all heads.
 # Usage: bash scripts/new_migration.sh "add payments" [REV_ID] [PARENT_REV]
-# REV_ID defaults to the next 4-digit number; PARENT_REV defaults to the single head.
+# REV_ID defaults to the next 4-digit number; PARENT_REV defaults to the single head. A
+# PARENT_REV that is not a head starts a new branch (alembic --splice); edit down_revision to
+# a tuple by hand when the migration depends on several branches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 msg=${1:?message}
@@ -13,7 +15,7 @@ export DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$scratch"
 n=$(find migrations/versions -maxdepth 1 -name "*.py" | wc -l)
 rev=${2:-$(printf "%04d" $((n + 1)))}
 if [ -n "${3:-}" ]; then
-  .venv/bin/flask --app wsgi db migrate -m "$msg" --rev-id "$rev" --head "$3"
+  .venv/bin/flask --app wsgi db migrate -m "$msg" --rev-id "$rev" --head "$3" --splice
 else
   .venv/bin/flask --app wsgi db migrate -m "$msg" --rev-id "$rev"
 fi

@@ -43,6 +43,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # cut while this connection was opening
+                    client.close()
+                    upstream.close()
+                    return
                 self._pipes += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
@@ -72,6 +76,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self._listener is not None:
+            # close() alone does not wake a thread blocked in accept() on Linux, and the
+            # socket keeps accepting until it returns; shutdown() wakes it at once.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
@@ -130,11 +138,14 @@ class Gunicorn:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        """Idempotent: a test's finaliser may call it again after the test did."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
         self._log.close()
 
 

@@ -48,7 +48,9 @@ def _signed(base: str, till: dict[str, Any], path: str, body: dict[str, Any], ke
     return requests.post(base + path, data=data, headers=headers, timeout=REQUEST_TIMEOUT)
 
 
-def test_database_cut_and_restored_under_load(live_server: LiveServer, tmp_path: Path) -> None:
+def test_database_cut_and_restored_under_load(
+    live_server: LiveServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     m = live_server.manifest
     town = {p["partner_id"]: p["township"] for p in m["partners"]}
     till = next(t for t in m["terminals"] if t["partner_category"] == "supermarket")
@@ -62,6 +64,8 @@ def test_database_cut_and_restored_under_load(live_server: LiveServer, tmp_path:
 
     proxy = TcpProxy(pg_port(live_server.database_url))
     server = Gunicorn(via_proxy(live_server.database_url, proxy), tmp_path / "gunicorn.log")
+    request.addfinalizer(proxy.close)  # also when an assertion fails before the cleanup below
+    request.addfinalizer(server.stop)
     seen: list[tuple[str, int, str | None, float]] = []  # phase, status, error code, seconds
     keys: dict[str, dict[str, Any]] = {}
     phase = {"name": "before"}
