@@ -89,8 +89,8 @@ def build_world(
             village = cur.fetchone()[0]  # type: ignore[index]
             cur.execute(
                 "INSERT INTO credit_subjects (ref, kind, county_id, township_id, village_id, status,"
-                " name_enc, name_masked, name_bidx, pin_failed_count, login_failed_count, created_at)"
-                " SELECT 'b' || %s || '-' || g, 'household', %s, %s, %s, 'active', 'x', '张*华', 'x', 0, 0, now()"
+                " name_enc, name_masked, name_bidx, pin_failed_count, created_at)"
+                " SELECT 'b' || %s || '-' || g, 'household', %s, %s, %s, 'active', 'x', '张*华', 'x', 0, now()"
                 " FROM generate_series(1, %s) g RETURNING id",
                 (f"{tag}{t}", county, town, village, wallets_each),
             )

@@ -99,7 +99,6 @@ def run(n: int) -> None:
             "name_masked": "张*",
             "name_bidx": f"b{i}",
             "pin_failed_count": 0,
-            "login_failed_count": 0,
             "created_at": db_now(),
         }
         for i in range(n)

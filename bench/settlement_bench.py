@@ -121,7 +121,6 @@ def _households(
                     "level_code": str(1 + i % 5),
                     "level_rank": 1 + i % 5,
                     "pin_failed_count": 0,
-                    "login_failed_count": 0,
                     "created_at": now,
                 }
             )

@@ -96,7 +96,6 @@ def _subject(session: Session, kind: str, village: Region, name: str) -> CreditS
         name_masked=name[:64],  # an organisation's name is public
         name_bidx=s.blind_index(name, "name"),
         pin_failed_count=0,
-        login_failed_count=0,
     )
 
 

@@ -55,9 +55,6 @@ class CreditSubject(Base):
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     pin_failed_count: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    login_failed_count: Mapped[int] = mapped_column(Integer, default=0)
-    login_first_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    login_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     created_at: Mapped[created_at]
 

@@ -79,7 +79,6 @@ def create_household(
         name_masked=mask_name(head_name),
         name_bidx=s.blind_index(head_name, "name"),
         pin_failed_count=0,
-        login_failed_count=0,
     )
     if id_number:
         v = _validate_id_number(id_number)

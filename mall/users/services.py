@@ -54,7 +54,6 @@ def create_user(
         village_id=region.id if region.kind == "village" else None,
         partner_id=partner.id if partner else None,
         active=True,
-        failed_logins=0,
     )
     try:
         # The savepoint opens before the add: begin_nested() flushes pending objects first.
