@@ -86,19 +86,30 @@ _STATUS_CODES = {
 
 
 class DomainError(Exception):
-    """A business rule said no. Subclasses fix the HTTP status; `code` names the rule."""
+    """A business rule said no. Subclasses fix the HTTP status; `code` names the rule.
+
+    `keeps_changes`: the refusal itself recorded something that must outlive the request (a
+    wrong PIN or password counted, a stolen token family revoked). The request's session is
+    committed before the error is answered instead of rolled back; a service raising such an
+    error has flushed only that record.
+    """
 
     status = 400
     code = "bad_request"
+    keeps_changes = False
 
     def __init__(
         self,
         code: str | None = None,
         details: dict[str, Any] | None = None,
         message: str | None = None,
+        *,
+        keeps_changes: bool | None = None,
     ) -> None:
         if code is not None:
             self.code = code
+        if keeps_changes is not None:
+            self.keeps_changes = keeps_changes
         self.details = details or {}
         self.message = message
         super().__init__(self.code)
@@ -177,6 +188,10 @@ def _validation_details(exc: HTTPException) -> dict[str, Any]:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
+        if exc.keeps_changes:
+            from mall.extensions import db  # here: mall.extensions imports this module
+
+            db.session.commit()
         return error_response(exc.status, exc.code, exc.details, exc.message)
 
     @app.errorhandler(HTTPException)

@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from mall.clock import as_aware, utcnow
-from mall.codes.services import PinRejected
 from mall.errors import Conflict, DomainError, ValidationFailed
 from pos_adapter.models import PosIdempotencyKey
 
@@ -133,8 +132,8 @@ def run(
     try:
         resp = current_app.make_response(work())
     except (DomainError, HTTPException) as exc:
-        if isinstance(exc, PinRejected):
-            session.commit()  # the PIN failure count must survive (nothing else was written)
+        if isinstance(exc, DomainError) and exc.keeps_changes:
+            session.commit()  # e.g. a PIN failure count (nothing else was written)
         else:
             session.rollback()
         resp = _error_response(exc)

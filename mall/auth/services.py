@@ -134,12 +134,12 @@ def refresh(session: Session, token: object) -> TokenPair:
     if row.used_at is not None or row.revoked_at is not None:
         log.warning("refresh_token_reuse", family_id=row.family_id, subject_id=row.subject_id)
         revoke_family(session, row.family_id)
-        raise Unauthorized("invalid_token")
+        raise Unauthorized("invalid_token", keeps_changes=True)  # the revocation stays
     if as_aware(row.expires_at) <= at:
         raise Unauthorized("invalid_token")
     if row.subject.status in FARMER_LOGIN_BLOCKED_STATUSES:
         revoke_family(session, row.family_id)
-        raise Unauthorized("invalid_token")
+        raise Unauthorized("invalid_token", keeps_changes=True)
     pair = issue_farmer_tokens(session, row.subject, row.family_id)
     row.used_at = at
     row.replaced_by = pair.refresh_jti

@@ -41,7 +41,9 @@ def throttle_key(kind: str, identifier: str) -> str:
 
 
 def _locked(seconds: int) -> TooManyRequests:
-    return TooManyRequests("login_locked", details={"retry_after_seconds": max(seconds, 1)})
+    return TooManyRequests(
+        "login_locked", details={"retry_after_seconds": max(seconds, 1)}, keeps_changes=True
+    )
 
 
 def _load(session: Session, key: str) -> LoginThrottle | None:
@@ -92,7 +94,7 @@ def guarded_login(session: Session, key: str, attempt: Callable[[], T | None]) -
     if result is None:
         if _record_failure(session, key, row, at):
             raise _locked(int(LOCK_DURATION.total_seconds()))
-        raise Unauthorized("invalid_credentials")
+        raise Unauthorized("invalid_credentials", keeps_changes=True)  # the count stays
     if row is not None:
         session.delete(row)
         session.flush()

@@ -19,7 +19,7 @@ from mall.auth.schemas import (
     StaffTokenSchema,
     TokenPairSchema,
 )
-from mall.errors import DomainError, Unauthorized
+from mall.errors import Unauthorized
 from mall.extensions import api, db
 from mall.users.models import User
 
@@ -37,18 +37,6 @@ def _declare_bearer_scheme(_state: Any) -> None:
         )
 
 
-def _commit_even_if_refused(call: Any, *args: Any) -> Any:
-    """Run a service call and commit, also when it refuses: the refusal may have counted
-    a login failure or revoked a token family, and that must outlive the request."""
-    try:
-        result = call(db.session(), *args)
-    except DomainError:
-        db.session.commit()
-        raise
-    db.session.commit()
-    return result
-
-
 @blp.route("/farmer/login")
 class FarmerLogin(MethodView):
     @blp.arguments(FarmerLoginSchema)
@@ -57,9 +45,9 @@ class FarmerLogin(MethodView):
     @blp.alt_response(429, description="login_locked")
     def post(self, body: dict[str, str]) -> services.TokenPair:
         """Farmer login with phone and PIN (农户登录)."""
-        pair: services.TokenPair = _commit_even_if_refused(
-            services.login_farmer, body["phone"], body["pin"]
-        )
+        # A refusal that counted a failure keeps it (DomainError.keeps_changes).
+        pair = services.login_farmer(db.session(), body["phone"], body["pin"])
+        db.session.commit()
         return pair
 
 
@@ -70,7 +58,8 @@ class Refresh(MethodView):
     @blp.alt_response(401, description="invalid_token")
     def post(self, body: dict[str, str]) -> services.TokenPair:
         """Exchange a refresh token for a new pair; the old one is retired."""
-        pair: services.TokenPair = _commit_even_if_refused(services.refresh, body["refresh_token"])
+        pair = services.refresh(db.session(), body["refresh_token"])
+        db.session.commit()
         return pair
 
 
@@ -94,12 +83,13 @@ class StaffLogin(MethodView):
     def post(self, body: dict[str, str]) -> dict[str, Any]:
         """Staff login with username and password; answers an admin access token."""
         try:
-            user: User = _commit_even_if_refused(
-                services.login_staff, body["username"], body["password"]
-            )
+            user = services.login_staff(db.session(), body["username"], body["password"])
         except Unauthorized as exc:
             # Same code; the default message speaks of phones, staff log in by username.
-            raise Unauthorized(exc.code, exc.details, gettext("用户名或密码错误")) from exc
+            raise Unauthorized(
+                exc.code, exc.details, gettext("用户名或密码错误"), keeps_changes=exc.keeps_changes
+            ) from exc
+        db.session.commit()
         token, lifetime = services.issue_staff_token(user)
         return {"access_token": token, "expires_in": lifetime}
 

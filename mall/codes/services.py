@@ -329,15 +329,12 @@ def report_lost(
 class PinRejected(Forbidden):
     """pin_required / pin_invalid / pin_locked.
 
-    The failure count is flushed before this is raised, and must survive the request's
-    rollback: a caller commits the session before letting this propagate, e.g.
-
-        try:
-            check_card_pin(session, subject, pin)
-        except PinRejected:
-            session.commit()
-            raise
+    The failure count is flushed before this is raised and must survive the request, so the
+    error keeps changes (see DomainError): the error handler commits; a caller that handles
+    it itself (a page re-rendering its form) commits before answering.
     """
+
+    keeps_changes = True
 
 
 def _locked_until(subject: CreditSubject, at: datetime) -> datetime | None:

@@ -11,7 +11,6 @@ from flask.views import MethodView
 from mall.api_common import Blueprint
 from mall.auth.context import BEARER_SECURITY, require_farmer
 from mall.codes import qr
-from mall.codes.services import PinRejected
 from mall.extensions import db
 from mall.farmer import services
 from mall.farmer.schemas import (
@@ -147,11 +146,7 @@ class MyPin(MethodView):
     def put(self, body: dict[str, str]) -> None:
         """Change the PIN: the old one is checked (5 wrong: locked 30 minutes)."""
         session = db.session()
-        try:
-            services.change_pin(session, g.subject, body["old_pin"], body["new_pin"])
-        except PinRejected:
-            session.commit()  # the failure count must outlive the refusal
-            raise
+        services.change_pin(session, g.subject, body["old_pin"], body["new_pin"])
         session.commit()
 
 

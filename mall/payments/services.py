@@ -295,7 +295,7 @@ def _spend_code(session: Session, verified: VerifiedCode, pin: str | None) -> No
         assert verified.expires_at is not None
         consume_dynamic_code(session, verified.jti, verified.expires_at)
     else:
-        # PinRejected must be committed by the caller (the failure count): see mall.codes.
+        # A PinRejected keeps its failure count (DomainError.keeps_changes).
         check_card_pin(session, verified.subject, pin)
 
 
