@@ -473,10 +473,13 @@ def capture_payment(
             raise ValidationFailed(
                 details={"fields": {"amount_fen": [f"at most {payment.amount_fen}"]}}
             )
-        payment.amount_fen = amount_fen
-    discount = min(
-        payment.amount_fen * payment.discount_rate_bp // 10000, payment.integrity_discount_fen
-    )
+    sale_fen = payment.amount_fen if amount_fen is None else amount_fen
+    discount = min(sale_fen * payment.discount_rate_bp // 10000, payment.integrity_discount_fen)
+    # Set the sale's figures together, before any query: an autoflush between the amount and
+    # the discount would write a row the discount-within-amount CHECK refuses.
+    payment.amount_fen = sale_fen
+    payment.integrity_discount_fen = discount
+    payment.cash_due_fen = sale_fen - discount
     bdate = business_date(now)
     t = payment.township_id
     if payment.integrity_hold_id is not None:
@@ -503,8 +506,6 @@ def capture_payment(
             business_date=bdate,
         )
         payment.points_entry_id = entry.entry_id
-    payment.integrity_discount_fen = discount
-    payment.cash_due_fen = payment.amount_fen - discount
     payment.status = "completed"
     payment.captured_at = now
     payment.business_date = bdate
