@@ -10,7 +10,6 @@ notice ended long ago take effect and, if their period is also over, expire in t
 
 from __future__ import annotations
 
-import importlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,41 +35,36 @@ def _lock_key(name: str) -> int:
     return zlib.crc32(f"mall.jobs.{name}".encode())
 
 
-def _optional(module: str, attr: str) -> Callable[..., object] | None:
-    """Another domain's expiry hook, if that domain is installed."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    fn = getattr(mod, attr, None)
-    return fn if callable(fn) else None
-
-
 def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
+    """Every periodic task of every domain, in order. Imported here, not at module level:
+    the domains import each other's models, and the jobs module sits above them all."""
+    from mall.auth.throttle import purge_stale
+    from mall.codes.services import prune_used_codes
+    from mall.ledger.holds import expire_holds
+    from mall.payments.services import expire_authorizations
     from mall.points.expiry import expire_points
     from mall.ratings.services import activate_due, expire_periods
+    from mall.reservations.services import expire_reservations
+    from mall.settlement.closing import close_due_statements
+    from mall.villages.workflow import expire_due as expire_credit_villages
+    from pos_adapter.maintenance import prune_pos_stores
 
-    steps: list[tuple[str, Callable[[Session], object]]] = [
+    return [
         ("rating_periods", lambda s: expire_periods(s, today)),
         ("rating_activation", lambda s: activate_due(s, today)),
         # A rating activated late for a period already over ends in the same run.
         ("rating_periods_again", lambda s: expire_periods(s, today)),
         ("points_expiry", lambda s: expire_points(s, today)),
+        ("credit_villages_expiry", lambda s: expire_credit_villages(s)),
+        # Before the ledger's hold expiry: a reservation releases its own hold and its stock.
+        ("reservations_expiry", lambda s: expire_reservations(s)),
+        ("ledger_holds", lambda s: expire_holds(s)),
+        ("payment_authorizations", lambda s: expire_authorizations(s)),
+        ("settlement_closing", lambda s: close_due_statements(s, utcnow())),
+        ("pos_stores_pruning", lambda s: prune_pos_stores(s)),
+        ("used_codes_pruning", lambda s: prune_used_codes(s)),
+        ("login_throttle_pruning", lambda s: purge_stale(s)),
     ]
-    # Before the ledger's hold expiry: a reservation releases its own hold and its stock.
-    reservations = _optional("mall.reservations.services", "expire_reservations")
-    if reservations is not None:
-        steps.append(("reservations_expiry", lambda s: reservations(s)))
-    holds = _optional("mall.ledger.holds", "expire_holds")
-    if holds is not None:
-        steps.append(("ledger_holds", lambda s: holds(s)))
-    auths = _optional("mall.payments.services", "expire_authorizations")
-    if auths is not None:
-        steps.append(("payment_authorizations", lambda s: auths(s)))
-    closing = _optional("mall.settlement.closing", "close_due_statements")
-    if closing is not None:
-        steps.append(("settlement_closing", lambda s: closing(s, utcnow())))
-    return steps
 
 
 def run_jobs(
