@@ -131,4 +131,4 @@ def committed(app: Flask) -> Iterator[Flask]:
 
 
 # The real-gunicorn fixture, shared by the end-to-end, fuzz and browser tests.
-from tests.live import LiveServer, live_server  # noqa: E402, F401
+from tests.live import LiveServer, live_server, scratch_live_server  # noqa: E402, F401

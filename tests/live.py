@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,8 +55,24 @@ def run_flask(env: dict[str, str], *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("live")
-    database_url, drop = create_scratch_database(str(tmp), "live")
+    """One server for the end-to-end, browser and security tests, which leave the demo
+    data usable for each other."""
+    with serve(tmp_path_factory, "live") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def scratch_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server of its own, for tests that change the demo data at random (the fuzzer)."""
+    with serve(tmp_path_factory, "scratch") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve(tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[LiveServer]:
+    """Migrate a scratch database, load the demo, serve it with gunicorn; stop and drop after."""
+    tmp = tmp_path_factory.mktemp(label)
+    database_url, drop = create_scratch_database(str(tmp), label)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -54,17 +54,17 @@ class _SignTerminal(requests.auth.AuthBase):
 
 
 @pytest.fixture(scope="module")
-def credentials(live_server: LiveServer) -> dict[str, Any]:
-    m = live_server.manifest
+def credentials(scratch_live_server: LiveServer) -> dict[str, Any]:
+    m = scratch_live_server.manifest
     admin = next(a for a in m["admins"] if a["role"] == "township_admin")
     staff = requests.post(
-        live_server.url + "/api/v1/auth/admin/login",
+        scratch_live_server.url + "/api/v1/auth/admin/login",
         timeout=10,
         json={"username": admin["username"], "password": admin["password"]},
     )
     farmer_row = m["households"][0]
     farmer = requests.post(
-        live_server.url + "/api/v1/auth/farmer/login",
+        scratch_live_server.url + "/api/v1/auth/farmer/login",
         timeout=10,
         json={"phone": farmer_row["phone"], "pin": farmer_row["pin"]},
     )
@@ -87,14 +87,14 @@ def _auth_for(path: str, credentials: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_no_server_errors_and_schema_conformance(
-    live_server: LiveServer, credentials: dict[str, Any]
+    scratch_live_server: LiveServer, credentials: dict[str, Any]
 ) -> None:
     """Every operation, a few derandomised examples each; all failures reported together.
 
     Uses schemathesis's per-operation Hypothesis strategies directly: its pytest plugin's
     lazy-fixture path reads a pytest-internal attribute that pytest 9 removed.
     """
-    schema = schemathesis.openapi.from_url(live_server.url + "/openapi.json")
+    schema = schemathesis.openapi.from_url(scratch_live_server.url + "/openapi.json")
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
@@ -115,7 +115,7 @@ def test_no_server_errors_and_schema_conformance(
         )
         @hypothesis.given(case=operation.as_strategy())
         def check(case: Any, call_kwargs: dict[str, Any]) -> None:
-            response = case.call(base_url=live_server.url, **call_kwargs)
+            response = case.call(base_url=scratch_live_server.url, **call_kwargs)
             case.validate_response(
                 response, checks=[not_a_server_error, response_schema_conformance]
             )
