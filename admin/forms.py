@@ -576,3 +576,28 @@ class SettingsForm(FlaskForm):
             ]
             ok = False
         return ok
+
+
+# ---------------------------------------------------------------- settlement
+
+
+class PaidForm(FlaskForm):
+    reference = StringField(
+        _l("付款凭证号"),
+        validators=[DataRequired(message=REQUIRED), Length(max=100, message=_l("最多100字"))],
+    )
+    paid_on = DateField(_l("付款日期"), validators=[InputRequired(message=REQUIRED)])
+    confirm = BooleanField(
+        _l("我已核对金额,确认已向商户付款"),
+        validators=[DataRequired(message=_l("请勾选确认"))],
+    )
+
+
+class ReconcileForm(FlaskForm):
+    file = FileField(
+        _l("商户对账文件(csv 或 xlsx)"),
+        validators=[
+            FileRequired(message=_l("请选择文件")),
+            FileAllowed(["xlsx", "csv"], message=_l("只支持 xlsx 或 csv 文件")),
+        ],
+    )

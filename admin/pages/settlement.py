@@ -1,24 +1,28 @@
-"""Settlement (结算): the partners' daily statements (mall.payments.statements). Closing a day,
-marking it paid and reconciliation uploads belong to the settlement issue; until its services
-exist the page says so instead of offering buttons that would do nothing."""
+"""Settlement (结算): the partners' daily statements, closing a day, reopening it, marking it
+paid and reconciliation uploads, all over mall.settlement (which audits each act)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Response, g, render_template, request
+from flask import Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from admin import queries
-from admin.common import READERS, arg_date, arg_int, export_response, in_scope
+from admin.common import ADMINS, READERS, arg_date, arg_int, can_write, export_response, in_scope
+from admin.forms import CheckboxConfirmForm, ConfirmForm, PaidForm, ReconcileForm
 from admin.nav import NAV_ITEMS, NavItem
 from admin.views import bp, staff_page
 from mall.clock import business_date
+from mall.errors import MESSAGES, Conflict, DomainError, NotFound
 from mall.extensions import db
 from mall.partners.models import Partner
 from mall.payments.statements import daily_statement, statement_csv
+from mall.settlement import closing, payout, reconcile, statements
+from mall.settlement.models import Reconciliation
 
 NAV_ITEMS.append(NavItem("admin.settlement", _l("结算"), READERS, order=60))
 
@@ -87,24 +91,184 @@ def settlement() -> Any:
     )
 
 
+def _partner_day(partner_id: int, day: str) -> tuple[Partner, date]:
+    partner: Partner = in_scope(g.user, db.session.get(Partner, partner_id))
+    try:
+        return partner, date.fromisoformat(day)
+    except ValueError:
+        raise NotFound() from None
+
+
+def _back(partner: Partner, on: date) -> Any:
+    return redirect(url_for("admin.statement", partner_id=partner.id, day=on.isoformat()))
+
+
 @bp.get("/settlement/<int:partner_id>/<day>")
 @staff_page(*READERS)
 def statement(partner_id: int, day: str) -> Any:
-    partner: Partner = in_scope(g.user, db.session.get(Partner, partner_id))
-    try:
-        on = date.fromisoformat(day)
-    except ValueError:
-        from mall.errors import NotFound
-
-        raise NotFound() from None
-    data = daily_statement(db.session(), partner.id, on)
+    partner, on = _partner_day(partner_id, day)
     if request.args.get("format") == "csv":
         return Response(
-            statement_csv(data),
+            statement_csv(daily_statement(db.session(), partner.id, on)),
             mimetype="text/csv",
             headers={
                 "Content-Disposition": f'attachment; filename="statement-{partner.id}-{on}.csv"'
             },
         )
-    rows = [(label, data[key], key.endswith("_fen")) for key, label in STATEMENT_LABELS.items()]
-    return render_template("admin/statement.html", partner=partner, day=on, data=data, rows=rows)
+    view = statements.day_statement(db.session(), partner, on)  # frozen figures once closed
+    rows = [
+        (label, view.figures.get(key, 0), key.endswith("_fen"))
+        for key, label in STATEMENT_LABELS.items()
+    ]
+    uploads = db.session.scalars(
+        select(Reconciliation)
+        .where(Reconciliation.partner_id == partner.id, Reconciliation.business_date == on)
+        .order_by(Reconciliation.id.desc())
+        .limit(20)
+    ).all()
+    return render_template(
+        "admin/statement.html",
+        partner=partner,
+        day=on,
+        view=view,
+        rows=rows,
+        uploads=uploads,
+        versions=statements.history(db.session(), partner.id, on),
+        can_close=can_write(g.user) and view.status == "open" and on < business_date(),
+        paid_form=PaidForm(paid_on=business_date()),
+        reconcile_form=ReconcileForm(),
+    )
+
+
+@bp.route("/settlement/<int:partner_id>/<day>/close", methods=["GET", "POST"])
+@staff_page(*ADMINS)
+def statement_close(partner_id: int, day: str) -> Any:
+    partner, on = _partner_day(partner_id, day)
+    form = CheckboxConfirmForm()
+    if form.validate_on_submit():
+        try:
+            closing.close_statement(db.session(), g.user, partner, on)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(_message(exc), "error")
+        else:
+            db.session.commit()
+            flash(gettext("已关账,此后的退款计入下一个营业日"), "success")
+        return _back(partner, on)
+    return _confirm(
+        form,
+        partner,
+        on,
+        gettext("关账"),
+        gettext("关账后该日对账单不再变化,之后的退款计入下一个营业日。关账会记入审计日志。"),
+    )
+
+
+@bp.route("/settlement/<int:partner_id>/<day>/reopen", methods=["GET", "POST"])
+@staff_page(*ADMINS)
+def statement_reopen(partner_id: int, day: str) -> Any:
+    partner, on = _partner_day(partner_id, day)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        current = closing.current_statement(db.session(), partner.id, on)
+        try:
+            if current is None:
+                raise Conflict("invalid_state")
+            closing.reopen_statement(db.session(), g.user, current, form.reason.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(_message(exc), "error")
+        else:
+            db.session.commit()
+            flash(gettext("已重新打开,新版本对账单已生成"), "success")
+        return _back(partner, on)
+    return _confirm(
+        form,
+        partner,
+        on,
+        gettext("重新打开对账单"),
+        gettext("重新打开会生成新版本,原版本保留备查。请写明原因;此操作记入审计日志。"),
+    )
+
+
+@bp.post("/settlement/<int:partner_id>/<day>/paid")
+@staff_page(*ADMINS)
+def statement_paid(partner_id: int, day: str) -> Any:
+    partner, on = _partner_day(partner_id, day)
+    form = PaidForm()
+    current = closing.current_statement(db.session(), partner.id, on)
+    if not form.validate_on_submit():
+        flash("; ".join(str(m) for ms in form.errors.values() for m in ms), "error")
+    elif current is None:
+        flash(gettext("该日尚未关账"), "error")
+    else:
+        try:
+            payout.mark_paid(
+                db.session(),
+                g.user,
+                current,
+                reference=form.reference.data or "",
+                paid_on=form.paid_on.data or business_date(),
+            )
+        except DomainError as exc:
+            db.session.rollback()
+            flash(_message(exc), "error")
+        else:
+            db.session.commit()
+            flash(gettext("已标记为已付款"), "success")
+    return _back(partner, on)
+
+
+@bp.post("/settlement/<int:partner_id>/<day>/reconcile")
+@staff_page(*ADMINS)
+def statement_reconcile(partner_id: int, day: str) -> Any:
+    partner, on = _partner_day(partner_id, day)
+    form = ReconcileForm()
+    if not form.validate_on_submit():
+        flash("; ".join(str(m) for ms in form.errors.values() for m in ms), "error")
+        return _back(partner, on)
+    upload = form.file.data
+    try:
+        record = reconcile.reconcile(
+            db.session(),
+            g.user,
+            partner,
+            on,
+            filename=upload.filename or "upload.csv",
+            content=upload.read(MAX_UPLOAD),
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        flash(_message(exc), "error")
+    else:
+        db.session.commit()
+        flash(
+            gettext(
+                "对账完成:一致 %(m)s 笔,不一致 %(x)s 笔,我方缺少 %(e)s 笔,商户缺少 %(s)s 笔",
+                m=record.matched_count,
+                x=record.mismatched_count,
+                e=record.extra_count,
+                s=record.missing_count,
+            ),
+            "success",
+        )
+    return _back(partner, on)
+
+
+MAX_UPLOAD = 10 * 1024 * 1024
+
+
+def _message(exc: DomainError) -> str:
+    return exc.message or str(MESSAGES.get(exc.code, exc.code))
+
+
+def _confirm(form: Any, partner: Partner, on: date, title: str, warning: str) -> Any:
+    return render_template(
+        "admin/confirm.html",
+        form=form,
+        title=title,
+        warning=warning,
+        submit=title,
+        facts=[(gettext("商户"), partner.name), (gettext("营业日"), on.isoformat())],
+        back_url=url_for("admin.statement", partner_id=partner.id, day=on.isoformat()),
+    ), (400 if form.errors else 200)
