@@ -11,10 +11,12 @@ level_valid_until); only this module writes those columns. Money moves in integr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -52,9 +54,24 @@ def village_of(session: Session, subject: CreditSubject) -> Region:
 RATED_KINDS = ("household", "business", "collective")
 
 
+# Every scan and payment reads the holder's scheme; it changes a few times a year. Each
+# process keeps what it read for a short while (an edit shows within SCHEME_CACHE_SECONDS).
+SCHEME_CACHE_SECONDS = 30.0
+_scheme_cache: dict[tuple[int, str], tuple[float, Scheme]] = {}
+
+
 def scheme_of(session: Session, subject: CreditSubject) -> Scheme:
     """The scheme of the subject's kind in its village (households: the region's setting)."""
-    return scheme_for_kind(session, village_of(session, subject), subject.kind)
+    key = (subject.village_id, subject.kind)
+    cache = has_app_context() and not current_app.config.get("TESTING")
+    ttl = SCHEME_CACHE_SECONDS if cache else 0.0
+    cached = _scheme_cache.get(key)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    scheme = scheme_for_kind(session, village_of(session, subject), subject.kind)
+    _scheme_cache[key] = (now, scheme)
+    return scheme
 
 
 # --- reads for the till and the apps -----------------------------------------------------
