@@ -26,6 +26,7 @@ from admin.common import (
 from admin.forms import AnswerForm, AppealForm, ConfirmForm, DowngradeForm, ScoreForm
 from admin.nav import NAV_ITEMS, NavItem
 from admin.views import bp, staff_page
+from mall.clock import business_date
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.extensions import db
 from mall.ratings import services as ratings
@@ -182,6 +183,7 @@ def rating(rating_id: int) -> str:
         status_label=_status_label,
         appeal_label=lambda s: APPEAL_STATUS_LABELS.get(s, s),
         village=get_region(session, r.village_id).name,
+        today=business_date(),
     )
 
 
@@ -218,6 +220,21 @@ def rating_new(ref: str) -> Any:
         enctype=None,
         danger=False,
     ), (400 if form.errors or form.form_errors else 200)
+
+
+@bp.post("/ratings/<int:rating_id>/activate")
+@staff_page(*STAFF)
+def rating_activate(rating_id: int) -> Any:
+    r = _rating(rating_id)
+    try:
+        ratings.activate_rating(db.session(), g.user, r)
+    except Conflict:
+        db.session.rollback()
+        flash(gettext("公示期结束且无人复议后才能生效"), "error")
+    else:
+        db.session.commit()
+        flash(gettext("评级已生效"), "success")
+    return redirect(url_for("admin.rating", rating_id=rating_id))
 
 
 @bp.post("/ratings/<int:rating_id>/notice")

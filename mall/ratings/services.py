@@ -511,6 +511,25 @@ def activate_due(session: Session, today: date | None = None, *, limit: int = 20
     return activate(session, due, day)
 
 
+def activate_rating(
+    session: Session, actor: User, rating: Rating, today: date | None = None
+) -> Rating:
+    """An admin makes one rating effective now that its notice has ended without an appeal
+    (the jobs command does the same for all of them). Scoped and audited."""
+    day = _today(today)
+    ensure_visible(actor, rating)
+    ensure_can_write(actor, village_id=rating.village_id)
+    session.refresh(rating, with_for_update=True)
+    if rating.status != "notice" or rating.notice_until is None or rating.notice_until >= day:
+        raise Conflict(
+            "invalid_state",
+            details={"status": rating.status, "notice_until": str(rating.notice_until)},
+        )
+    activate(session, [rating], day, actor)
+    _audit(session, actor, "rating.activate", rating, status=rating.status)
+    return rating
+
+
 def activate(session: Session, ratings: list[Rating], day: date, actor: User | None = None) -> int:
     subjects = {
         s.id: s
