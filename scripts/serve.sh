@@ -9,13 +9,15 @@ flask --app wsgi db upgrade heads
 if [ ! -f instance/demo-manifest.json ]; then
   flask --app wsgi demo --manifest instance/demo-manifest.json
 fi
+export BIND=${BIND:-127.0.0.1:8000}
 python - <<'PY'
-import json
+import json, os
 m = json.load(open("instance/demo-manifest.json"))
 admin = m["admins"][0]
-print("\nCredit Mall is starting on http://127.0.0.1:8000")
-print(f"  admin:  http://127.0.0.1:8000/admin/   user {admin['username']}  password {admin['password']}")
-print("  farmer: http://127.0.0.1:8000/m/       cashier: http://127.0.0.1:8000/cashier/")
-print("  API docs: http://127.0.0.1:8000/docs   everything a tester needs: instance/demo-manifest.json\n")
+url = "http://" + os.environ["BIND"]
+print(f"\nCredit Mall is starting on {url}")
+print(f"  admin:  {url}/admin/   user {admin['username']}  password {admin['password']}")
+print(f"  farmer: {url}/m/       cashier: {url}/cashier/")
+print(f"  API docs: {url}/docs   everything a tester needs: instance/demo-manifest.json\n")
 PY
-exec gunicorn -c gunicorn.conf.py --bind "${BIND:-127.0.0.1:8000}" --workers "${WORKERS:-2}" wsgi:app
+exec gunicorn -c gunicorn.conf.py --bind "$BIND" --workers "${WORKERS:-2}" wsgi:app
