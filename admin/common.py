@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
-from flask import Response, request
+from flask import Response, render_template, request
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -222,3 +222,29 @@ def fen(value: int | None) -> str:
     sign = "-" if value < 0 else ""
     value = abs(value)
     return f"{sign}{value // 100:,}.{value % 100:02d}"
+
+
+def form_page(
+    form: Any,
+    *,
+    title: str,
+    submit: str,
+    back_url: str,
+    intro: str | None = None,
+    action: str | None = None,
+    enctype: str | None = None,
+    danger: bool = False,
+) -> tuple[str, int]:
+    """The one-form page of the admin app; 400 when the form was posted with errors."""
+    html = render_template(
+        "admin/form_page.html",
+        form=form,
+        title=title,
+        submit=submit,
+        back_url=back_url,
+        intro=intro,
+        action=action,
+        enctype=enctype,
+        danger=danger,
+    )
+    return html, (400 if form.errors or getattr(form, "form_errors", None) else 200)

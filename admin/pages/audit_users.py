@@ -19,6 +19,7 @@ from admin.common import (
     arg_date,
     arg_str,
     export_response,
+    form_page,
     in_scope,
     keyset_page,
     walk,
@@ -243,17 +244,13 @@ def user_new() -> Any:
                 db.session.commit()
                 flash(gettext("用户“%(u)s”已创建", u=user.username), "success")
                 return redirect(url_for("admin.users"))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("新增用户"),
         submit=gettext("创建用户"),
         back_url=url_for("admin.users"),
-        action=None,
         intro=gettext("县级管理员和审计员属于县;乡镇管理员和收银员属于乡镇;村文书属于村。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["GET", "POST"])

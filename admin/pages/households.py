@@ -19,6 +19,7 @@ from admin.common import (
     arg_int,
     arg_str,
     export_response,
+    form_page,
     in_scope,
     keyset_page,
     require_writer,
@@ -192,17 +193,13 @@ def household_new() -> Any:
             db.session.commit()
             flash(gettext("农户已登记,户编号 %(ref)s", ref=subject.ref), "success")
             return redirect(url_for("admin.household", ref=subject.ref))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("登记农户"),
         submit=gettext("登记"),
         back_url=url_for("admin.households"),
-        action=None,
         intro=gettext("身份证号、手机号加密保存,页面只显示脱敏后的号码。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 def _members(text: str) -> list[subjects.MemberInput]:
@@ -378,17 +375,13 @@ def household_reveal(ref: str) -> Any:
         return render_template(
             "admin/household_reveal.html", s=subject, label=label, value=value or "—"
         )
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("查看完整信息:%(ref)s", ref=subject.ref),
         submit=gettext("查看"),
         back_url=url_for("admin.household", ref=subject.ref),
-        action=None,
         intro=gettext("完整信息只显示一次,查看行为(含原因)将记入审计日志。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors else 200)
+    )
 
 
 @bp.route("/households/<ref>/pin", methods=["GET", "POST"])

@@ -20,6 +20,7 @@ from admin.common import (
     arg_str,
     export_response,
     fen,
+    form_page,
     in_scope,
     keyset_page,
     walk,
@@ -208,17 +209,12 @@ def partner_new() -> Any:
             db.session.commit()
             flash(gettext("商户“%(name)s”已创建", name=partner.name), "success")
             return redirect(url_for("admin.partner_detail", partner_id=partner.id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("新增商户"),
         submit=gettext("创建商户"),
         back_url=url_for("admin.partners"),
-        action=None,
-        intro=None,
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 @bp.get("/partners/<int:partner_id>")
@@ -282,17 +278,13 @@ def partner_edit(partner_id: int) -> Any:
         db.session.commit()
         flash(gettext("商户信息已保存"), "success")
         return redirect(url_for("admin.partner_detail", partner_id=partner.id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("编辑商户:%(name)s", name=partner.name),
         submit=gettext("保存"),
         back_url=url_for("admin.partner_detail", partner_id=partner.id),
-        action=None,
         intro=gettext("联系电话留空表示不修改;银行账号只保存脱敏后的号码。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors else 200)
+    )
 
 
 # ---------------------------------------------------------------- terminals
@@ -423,17 +415,13 @@ def cashier_new(partner_id: int) -> Any:
             db.session.commit()
             flash(gettext("收银员账号“%(u)s”已创建", u=user.username), "success")
             return redirect(url_for("admin.partner_detail", partner_id=partner.id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("为“%(name)s”新增收银员", name=partner.name),
         submit=gettext("创建账号"),
         back_url=url_for("admin.partner_detail", partner_id=partner.id),
-        action=None,
         intro=gettext("收银员只能登录收银终端,不能打开管理后台。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 # ---------------------------------------------------------------- catalogue goods
@@ -482,17 +470,12 @@ def goods_new(partner_id: int) -> Any:
             db.session.commit()
             flash(gettext("商品“%(name)s”已添加", name=goods.name), "success")
             return redirect(url_for("admin.partner_detail", partner_id=partner.id) + "#goods")
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("为“%(name)s”添加兑换商品", name=partner.name),
         submit=gettext("添加商品"),
         back_url=url_for("admin.partner_detail", partner_id=partner.id),
-        action=None,
-        intro=None,
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors else 200)
+    )
 
 
 @bp.route("/goods/<int:goods_id>/edit", methods=["GET", "POST"])
@@ -513,17 +496,12 @@ def goods_edit(goods_id: int) -> Any:
         db.session.commit()
         flash(gettext("商品已保存"), "success")
         return redirect(url_for("admin.partner_detail", partner_id=partner.id) + "#goods")
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("编辑商品:%(name)s", name=goods.name),
         submit=gettext("保存"),
         back_url=url_for("admin.partner_detail", partner_id=partner.id),
-        action=None,
-        intro=None,
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors else 200)
+    )
 
 
 # ---------------------------------------------------------------- benefit list
@@ -663,17 +641,13 @@ def benefit_new() -> Any:
             db.session.commit()
             flash(gettext("权益“%(t)s”已添加", t=benefit.title_zh), "success")
             return redirect(url_for("admin.benefit_list"))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("添加惠民权益"),
         submit=gettext("添加权益"),
         back_url=url_for("admin.benefit_list"),
-        action=None,
         intro=gettext("最低等级按评级方案的等级序号填写:1为最低一级。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 def _benefit(benefit_id: int) -> Benefit:
@@ -702,17 +676,12 @@ def benefit_edit(benefit_id: int) -> Any:
             db.session.commit()
             flash(gettext("权益已保存"), "success")
             return redirect(url_for("admin.benefit_list"))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("编辑权益:%(t)s", t=benefit.title_zh),
         submit=gettext("保存"),
         back_url=url_for("admin.benefit_list"),
-        action=None,
-        intro=None,
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 @bp.route("/benefits/<int:benefit_id>/deactivate", methods=["GET", "POST"])

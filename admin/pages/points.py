@@ -18,6 +18,7 @@ from admin.common import (
     arg_int,
     arg_str,
     export_response,
+    form_page,
     in_scope,
     keyset_page,
     require_writer,
@@ -459,17 +460,13 @@ def point_rule_new() -> Any:
             db.session.commit()
             flash(gettext("积分规则“%(n)s”已创建", n=rule.name), "success")
             return redirect(url_for("admin.point_rules", region=region.id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("新增积分规则"),
         submit=gettext("创建规则"),
         back_url=url_for("admin.point_rules"),
-        action=None,
         intro=gettext("下级区域的同编码规则会替换上级规则。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 @bp.route("/points/rules/<int:rule_id>/edit", methods=["GET", "POST"])

@@ -19,6 +19,7 @@ from admin.common import (
     arg_int,
     arg_str,
     export_response,
+    form_page,
     in_scope,
     keyset_page,
     require_writer,
@@ -206,20 +207,16 @@ def rating_new(ref: str) -> Any:
             db.session.commit()
             flash(gettext("评分已保存为草稿,请核对后发布公示"), "success")
             return redirect(url_for("admin.rating", rating_id=r.id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("评分:%(ref)s %(name)s", ref=subject.ref, name=subject.name_masked),
         submit=gettext("计算并保存草稿"),
         back_url=url_for("admin.household", ref=subject.ref),
-        action=None,
         intro=gettext(
             "乡风文明评议:基础分80分,加分项合计最多加20分,扣分项逐项扣分,一票否决项使评议得分为0;"
             "评议得分按区域设置的权重(默认30%)计入评级总分。与该户有亲属关系的评议人应回避。"
         ),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 @bp.post("/ratings/<int:rating_id>/activate")
@@ -301,17 +298,13 @@ def rating_appeal(rating_id: int) -> Any:
             db.session.commit()
             flash(gettext("复议申请已登记"), "success")
             return redirect(url_for("admin.rating", rating_id=rating_id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("登记复议申请"),
         submit=gettext("登记"),
         back_url=url_for("admin.rating", rating_id=rating_id),
-        action=None,
         intro=gettext("农户可在公示期内或公示结束后规定天数内申请复议;村里须在期限内答复。"),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 @bp.route("/appeals/<int:appeal_id>/answer", methods=["GET", "POST"])
@@ -337,17 +330,13 @@ def appeal_answer(appeal_id: int) -> Any:
             db.session.commit()
             flash(gettext("已答复复议"), "success")
             return redirect(url_for("admin.rating", rating_id=r.id))
-    return render_template(
-        "admin/form_page.html",
+    return form_page(
         form=form,
         title=gettext("答复复议"),
         submit=gettext("提交答复"),
         back_url=url_for("admin.rating", rating_id=r.id),
-        action=None,
         intro=gettext("复议理由:%(g)s", g=appeal.grounds),
-        enctype=None,
-        danger=False,
-    ), (400 if form.errors or form.form_errors else 200)
+    )
 
 
 # ---------------------------------------------------------------- downgrade, revoke
