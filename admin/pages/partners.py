@@ -52,6 +52,8 @@ from mall.partners.services import (
     create_terminal,
     rotate_terminal_secret,
     set_terminal_active,
+    visible_partner,
+    visible_terminal,
 )
 from mall.regions.services import get_region
 from mall.security.masking import mask_id_number
@@ -73,15 +75,11 @@ _PARTNER_AUDIT_FIELDS = (
 
 
 def _partner(partner_id: int) -> Partner:
-    partner: Partner = in_scope(g.user, db.session.get(Partner, partner_id))
-    return partner
+    return visible_partner(db.session(), g.user, partner_id)
 
 
 def _terminal(terminal_pk: int) -> tuple[Terminal, Partner]:
-    terminal = db.session.get(Terminal, terminal_pk)
-    if terminal is None:
-        raise NotFound()
-    return terminal, _partner(terminal.partner_id)
+    return visible_terminal(db.session(), g.user, terminal_pk)
 
 
 def _snapshot(p: Partner) -> dict[str, Any]:

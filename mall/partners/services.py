@@ -7,11 +7,13 @@ import secrets
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
-from mall.errors import ValidationFailed
+from mall.errors import NotFound, ValidationFailed
 from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
 from mall.regions.models import Region
 from mall.security.crypto import sealer
 from mall.security.masking import mask_phone
+from mall.users.models import User
+from mall.users.scope import can_see
 
 
 def create_partner(
@@ -83,3 +85,27 @@ def terminal_secret(terminal: Terminal) -> str:
 def set_terminal_active(session: Session, terminal: Terminal, active: bool) -> None:
     terminal.active = active
     session.flush()
+
+
+MAX_PARTNER_ID = 2**31 - 1  # partners.id and terminals.id are 32-bit integers
+
+
+def visible_partner(session: Session, user: User, partner_id: int) -> Partner:
+    """The partner if `user` may see it, else 404: staff by region, a cashier only its own."""
+    partner = session.get(Partner, partner_id) if 0 < partner_id <= MAX_PARTNER_ID else None
+    if partner is None:
+        raise NotFound()
+    if user.role == "cashier":
+        if partner.id != user.partner_id:
+            raise NotFound()
+    elif not can_see(user, county_id=partner.county_id, township_id=partner.township_id):
+        raise NotFound()
+    return partner
+
+
+def visible_terminal(session: Session, user: User, terminal_pk: int) -> tuple[Terminal, Partner]:
+    """A terminal and its partner, if `user` may see the partner; else 404."""
+    terminal = session.get(Terminal, terminal_pk) if 0 < terminal_pk <= MAX_PARTNER_ID else None
+    if terminal is None:
+        raise NotFound()
+    return terminal, visible_partner(session, user, terminal.partner_id)

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from mall.api_common import BaseSchema, Blueprint, PageArgs, page
 from mall.audit import services as audit
 from mall.auth.context import BEARER_SECURITY, require_staff
-from mall.errors import NotFound
 from mall.extensions import db
 from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
 from mall.partners.services import (
@@ -24,6 +23,8 @@ from mall.partners.services import (
     create_terminal,
     rotate_terminal_secret,
     set_terminal_active,
+    visible_partner,
+    visible_terminal,
 )
 from mall.regions.services import get_region
 from mall.users.scope import ensure_can_write, ensure_visible, restrict
@@ -99,15 +100,11 @@ class AdminTerminalCreate(BaseSchema):
 
 
 def _partner(partner_id: int) -> Partner:
-    partner: Partner = ensure_visible(g.user, db.session.get(Partner, partner_id))
-    return partner
+    return visible_partner(db.session(), g.user, partner_id)
 
 
 def _terminal(terminal_pk: int) -> tuple[Terminal, Partner]:
-    terminal = db.session.get(Terminal, terminal_pk)
-    if terminal is None:
-        raise NotFound()
-    return terminal, _partner(terminal.partner_id)
+    return visible_terminal(db.session(), g.user, terminal_pk)
 
 
 def _snapshot(p: Partner) -> dict[str, Any]:

@@ -14,15 +14,10 @@ from mall.api_common import Blueprint, page
 from mall.auth.context import BEARER_SECURITY, require_staff
 from mall.errors import NotFound, ValidationFailed
 from mall.extensions import db
+from mall.partners.services import visible_partner
 from mall.reports.exports import export
 from mall.settlement import closing, payout, reconcile, statements
-from mall.settlement.access import (
-    READERS,
-    SETTLERS,
-    UPLOADERS,
-    restrict_to_user,
-    visible_partner,
-)
+from mall.settlement.access import READERS, SETTLERS, UPLOADERS, restrict_to_user
 from mall.settlement.models import Reconciliation, SettlementStatement
 from mall.settlement.schemas import (
     ReconcileFiles,
