@@ -18,18 +18,25 @@ _COUNTED = ("completed",)
 
 
 def list_payments(
-    session: Session, partner_id: int, day: date, *, after_id: int | None, limit: int = 100
+    session: Session,
+    partner_id: int,
+    day: date,
+    *,
+    after_id: int | None,
+    limit: int = 100,
+    newest_first: bool = False,
 ) -> tuple[list[Payment], int | None]:
-    """The partner's payments of `day` in id order; returns the page and the next cursor."""
+    """The partner's payments of `day` in id order (reconciliation reads them oldest first,
+    a till's screen newest first); returns the page and the next cursor."""
     stmt = (
         select(Payment)
         .where(Payment.partner_id == partner_id, Payment.business_date == day)
         .options(selectinload(Payment.items), selectinload(Payment.refunds))
-        .order_by(Payment.id)
+        .order_by(Payment.id.desc() if newest_first else Payment.id)
         .limit(limit + 1)
     )
     if after_id is not None:
-        stmt = stmt.where(Payment.id > after_id)
+        stmt = stmt.where(Payment.id < after_id if newest_first else Payment.id > after_id)
     rows = list(session.scalars(stmt))
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor

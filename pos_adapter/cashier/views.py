@@ -640,7 +640,7 @@ def _day_arg() -> date:
 @bp.get("/day")
 @cashier_page
 def day() -> Any:
-    """The partner's payments of a business day (every till), oldest first."""
+    """The partner's payments of a business day (every till), newest first."""
     s = db.session()
     the_day = _day_arg()
     after = request.args.get("after", "")
@@ -650,6 +650,7 @@ def day() -> Any:
         the_day,
         after_id=int(after) if after.isdigit() else None,
         limit=DAY_PAGE,
+        newest_first=True,
     )
     subjects = {
         sub.id: sub

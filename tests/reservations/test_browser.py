@@ -123,7 +123,8 @@ def test_reserve_then_pick_up(browser: Any, live_server: LiveServer) -> None:
     cashier_page.wait_for_url("**/cashier/")
     cashier_page.click("a[href='/cashier/pickup']")
     cashier_page.wait_for_url("**/cashier/pickup")
-    assert cashier_page.evaluate("document.activeElement.id") == "pickup-code-input"
+    # The field is focused when the page has loaded, which may be just after the URL commits.
+    cashier_page.wait_for_function("document.activeElement?.id === 'pickup-code-input'")
     cashier_page.keyboard.type(shown)  # as read out: with the space
     cashier_page.keyboard.press("Enter")
     cashier_page.wait_for_selector("#reservation")
