@@ -11,7 +11,6 @@ from urllib.parse import urlencode, urlsplit
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     g,
     redirect,
@@ -36,7 +35,7 @@ from mall.auth.context import (
 )
 from mall.auth.services import login_staff
 from mall.errors import MESSAGES, DomainError, TooManyRequests, Unauthorized
-from mall.extensions import csrf, db
+from mall.extensions import csrf, db, remember_requested_lang
 from mall.regions.models import Region
 
 P = ParamSpec("P")
@@ -58,8 +57,6 @@ ROLE_LABELS = {
     "auditor": _l("审计员"),
     "cashier": _l("收银员"),
 }
-LANG_COOKIE = "lang"
-LANG_COOKIE_SECONDS = 365 * 86400
 
 
 @bp.before_request
@@ -79,29 +76,11 @@ CSP = (
 
 @bp.after_request
 def _after(resp: Response) -> Response:
-    wanted = _requested_lang()
-    if wanted is not None:
-        resp.set_cookie(
-            LANG_COOKIE,
-            wanted,
-            max_age=LANG_COOKIE_SECONDS,
-            samesite="Lax",
-            httponly=True,
-            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
-        )
+    remember_requested_lang(resp)
     if g.get("user") is not None:
         resp.headers["Cache-Control"] = "no-store"
     resp.headers.setdefault("Content-Security-Policy", CSP)
     return resp
-
-
-def _requested_lang() -> str | None:
-    value = (request.args.get("lang") or "").lower()
-    if value.startswith("en"):
-        return "en"
-    if value.startswith("zh"):
-        return "zh_CN"
-    return None
 
 
 @bp.app_template_global()

@@ -44,7 +44,7 @@ from mall.clock import as_aware, local_zone, utcnow
 from mall.codes import qr
 from mall.codes.services import PinRejected
 from mall.errors import DomainError, NotFound, TooManyRequests, Unauthorized, error_body
-from mall.extensions import csrf, db
+from mall.extensions import csrf, db, remember_requested_lang
 from mall.farmer import services
 from mall.subjects.models import CreditSubject
 
@@ -64,7 +64,6 @@ SESSION_REF = "farmer_ref"
 SESSION_AT = "farmer_at"
 SESSION_PV = "farmer_pv"
 DEFAULT_FARMER_SESSION_SECONDS = 7 * 86400
-LANG_COOKIE = "lang"
 CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -124,26 +123,8 @@ def _after(resp: Response) -> Response:
     resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if request.endpoint != "farmer_pages.static":
         resp.headers["Cache-Control"] = "no-store"
-    lang = _requested_lang()
-    if lang is not None:
-        resp.set_cookie(
-            LANG_COOKIE,
-            lang,
-            max_age=365 * 86400,
-            samesite="Lax",
-            httponly=True,
-            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
-        )
+    remember_requested_lang(resp)
     return resp
-
-
-def _requested_lang() -> str | None:
-    value = (request.args.get("lang") or "").lower()
-    if value.startswith("en"):
-        return "en"
-    if value.startswith("zh"):
-        return "zh_CN"
-    return None
 
 
 def _yuan(fen: int) -> str:

@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     g,
     jsonify,
@@ -41,7 +40,7 @@ from mall.auth.services import login_staff
 from mall.catalog.services import list_goods
 from mall.clock import as_aware, business_date, local_zone
 from mall.errors import DomainError, TooManyRequests, Unauthorized, ValidationFailed, error_body
-from mall.extensions import csrf, db
+from mall.extensions import csrf, db, remember_requested_lang
 from mall.payments import refunds, services, statements
 from mall.payments.models import Payment
 from mall.payments.services import actor_label
@@ -69,7 +68,6 @@ bp = Blueprint(
     static_url_path="/static",
 )
 
-LANG_COOKIE = "lang"
 CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; media-src 'self' blob: mediastream:; form-action 'self'; "
@@ -106,26 +104,8 @@ def _after(resp: Response) -> Response:
     resp.headers["Referrer-Policy"] = "no-referrer"
     if request.endpoint != "cashier.static":
         resp.headers["Cache-Control"] = "no-store"
-    lang = _requested_lang()
-    if lang is not None:
-        resp.set_cookie(
-            LANG_COOKIE,
-            lang,
-            max_age=365 * 86400,
-            samesite="Lax",
-            httponly=True,
-            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
-        )
+    remember_requested_lang(resp)
     return resp
-
-
-def _requested_lang() -> str | None:
-    value = (request.args.get("lang") or "").lower()
-    if value.startswith("en"):
-        return "en"
-    if value.startswith("zh"):
-        return "zh_CN"
-    return None
 
 
 def _english() -> bool:
