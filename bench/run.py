@@ -358,6 +358,11 @@ def main() -> None:
     parser.add_argument("--verify-postings", type=int, default=1_000_000)
     parser.add_argument("--points-households", type=int, default=10_000)
     parser.add_argument("--other-timeout", type=int, default=240)
+    parser.add_argument(
+        "--nonce-store",
+        default="redis://127.0.0.1:6379/0",
+        help='POS_NONCE_STORE_URL for the server ("" keeps nonces in PostgreSQL)',
+    )
     parser.add_argument("--skip-others", action="store_true")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
@@ -372,6 +377,8 @@ def main() -> None:
         "LOG_LEVEL": "INFO",
         # Capacity is measured here; the limits (600 scans/min per terminal) have their tests.
         "RATELIMIT_ENABLED": "0",
+        "POS_NONCE_STORE_URL": args.nonce_store,
+        "RATELIMIT_KEY_PREFIX": name,  # this run's nonce keys apart from anything else in Redis
         "PYTHONPATH": str(ROOT),
     }
     results: dict[str, Any] = {}

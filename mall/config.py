@@ -86,6 +86,12 @@ class Config:
         self.RATELIMIT_LOGIN = e.get("RATELIMIT_LOGIN", "20/minute")
         self.RATELIMIT_SCAN = e.get("RATELIMIT_SCAN", "600/minute")
         self.RATELIMIT_FARMER_CODE = e.get("RATELIMIT_FARMER_CODE", "30/minute")
+        # POS request nonces (pos_adapter/nonces.py): "" keeps them in the database; a
+        # redis:// URL keeps them in Redis, one SET NX EX per request instead of a database write.
+        self.POS_NONCE_STORE_URL = e.get("POS_NONCE_STORE_URL", "")
+        # How long a worker may keep a terminal's row or a partner's benefit list for reads
+        # such as a scan (mall/cache.py); writes always read afresh. 0 turns the caches off.
+        self.HOT_CACHE_SECONDS = int(e.get("HOT_CACHE_SECONDS", "5"))
         if e.get("CARD_FONT_PATH"):
             self.CARD_FONT_PATH = e["CARD_FONT_PATH"]
         self.TESTING = False

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, Table, create_engine, event, text
 from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -163,3 +164,21 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+
+def insert_for(session: Session, table: Table) -> Any:
+    """An INSERT for the session's backend, with its `on_conflict_do_nothing()` (PostgreSQL and
+    SQLite spell ON CONFLICT the same way, but SQLAlchemy builds each in its own dialect)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def commit_without_waiting_for_disk(session: Session) -> None:
+    """Commit a record that other connections must see at once but whose durability may ride
+    on the next durable commit: WAL is flushed in order, so any later ordinary commit makes it
+    durable too, and a crash before that loses only a record no committed work depends on
+    (a nonce, an idempotency claim whose work never committed). PostgreSQL only; elsewhere a
+    plain commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    session.commit()

@@ -155,6 +155,13 @@ class TooManyRequests(DomainError):
     code = "rate_limited"
 
 
+class ServiceUnavailable(DomainError):
+    """A store the request depends on (the database, Redis) cannot be reached: try again."""
+
+    status = 503
+    code = "service_unavailable"
+
+
 def error_body(
     code: str, details: dict[str, Any] | None = None, message: str | None = None
 ) -> dict[str, Any]:

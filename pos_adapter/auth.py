@@ -6,8 +6,8 @@
 Checks, in order: the terminal exists (terminal_unknown) and is active with an active partner
 (terminal_disabled), the clock is within 300 s (stale_request), the signature matches in
 constant time (bad_signature), and only then the nonce is new for this terminal within 600 s
-(replayed_request): unsigned junk never reaches the nonce store. The nonce is committed at
-once, so a request that later fails still burns its nonce.
+(replayed_request): unsigned junk never reaches the nonce store (pos_adapter/nonces.py). The
+nonce is stored at once, so a request that later fails still burns its nonce.
 """
 
 from __future__ import annotations
@@ -21,24 +21,22 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Request
-from sqlalchemy import Table, delete, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from mall.cache import HotCache, detached_copy
 from mall.clock import as_aware, utcnow
 from mall.errors import Unauthorized
 from mall.partners.models import Partner, Terminal
 from mall.partners.services import terminal_secret
-from pos_adapter.models import PosNonce
+from pos_adapter.nonces import current_store
 
 CLOCK_SKEW_SECONDS = 300
-REPLAY_WINDOW_SECONDS = 600
 LAST_SEEN_EVERY = timedelta(seconds=60)
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
 TERMINAL_ID_MAX = 40
 
-_nonces: Table = PosNonce.__table__  # type: ignore[assignment]
 _terminals: Table = Terminal.__table__  # type: ignore[assignment]
 
 
@@ -71,6 +69,17 @@ def _secret(secret_enc: str) -> str:
     return terminal_secret(Terminal(secret_enc=secret_enc))
 
 
+# Built once: every POS request runs it.
+_TERMINAL_BY_CODE = (
+    select(Terminal, Partner)
+    .join(Partner, Partner.id == Terminal.partner_id)
+    .where(Terminal.terminal_id == bindparam("code"))
+)
+
+
+_recent_terminals = HotCache("pos_terminals", (Terminal, Partner))
+
+
 @dataclass(frozen=True)
 class Authenticated:
     terminal: Terminal
@@ -81,18 +90,37 @@ def _fail(code: str, **details: Any) -> Unauthorized:
     return Unauthorized(code, details=details)
 
 
-def authenticate(session: Session, req: Request, *, now: datetime | None = None) -> Authenticated:
+def _terminal_and_partner(
+    session: Session, terminal_code: str, *, fresh: bool
+) -> tuple[Terminal, Partner] | None:
+    if fresh:
+        row = session.execute(_TERMINAL_BY_CODE, {"code": terminal_code}).first()
+        return None if row is None else (row[0], row[1])
+
+    def load() -> tuple[Terminal, Partner] | None:
+        row = session.execute(_TERMINAL_BY_CODE, {"code": terminal_code}).first()
+        return None if row is None else (detached_copy(row[0]), detached_copy(row[1]))
+
+    cached = _recent_terminals.get_or_load(terminal_code, load)
+    if cached is None:
+        return None
+    return session.merge(cached[0], load=False), session.merge(cached[1], load=False)
+
+
+def authenticate(
+    session: Session, req: Request, *, now: datetime | None = None, fresh: bool = True
+) -> Authenticated:
     """Verify the request's signature headers; raises Unauthorized with one of the five codes.
-    Records the nonce (and, at most once a minute, last_seen_at) and commits."""
+    Records the nonce, and at most once a minute the terminal's last_seen_at (committed).
+
+    `fresh=False` (reads only) may use the terminal and partner rows as read up to
+    HOT_CACHE_SECONDS ago (mall/cache.py); a write always reads them afresh, so a disabled
+    terminal or partner can move no money from the moment it is disabled."""
     now = now or utcnow()
     terminal_code = req.headers.get("X-Terminal-Id", "")
     if not terminal_code or len(terminal_code) > TERMINAL_ID_MAX:
         raise _fail("terminal_unknown")
-    row = session.execute(
-        select(Terminal, Partner)
-        .join(Partner, Partner.id == Terminal.partner_id)
-        .where(Terminal.terminal_id == terminal_code)
-    ).first()
+    row = _terminal_and_partner(session, terminal_code, fresh=fresh)
     if row is None:
         raise _fail("terminal_unknown")
     terminal, partner = row
@@ -117,7 +145,8 @@ def authenticate(session: Session, req: Request, *, now: datetime | None = None)
     )
     if not SIGNATURE_RE.match(signature) or not hmac.compare_digest(expected, signature):
         raise _fail("bad_signature")
-    _remember_nonce(session, terminal, nonce, now)
+    if not current_store().remember(session, terminal.id, nonce, now):
+        raise _fail("replayed_request")
     if terminal.last_seen_at is None or as_aware(terminal.last_seen_at) < now - LAST_SEEN_EVERY:
         session.execute(
             update(_terminals)
@@ -130,44 +159,6 @@ def authenticate(session: Session, req: Request, *, now: datetime | None = None)
             )
             .values(last_seen_at=now)
         )
-    if session.get_bind().dialect.name == "postgresql":
-        # The nonce needs no fsync of its own: WAL is flushed in order, so any later durable
-        # commit (a payment, an idempotency record) makes it durable too. A crash can lose
-        # only nonces of requests that changed nothing, whose replay changes nothing either.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    session.commit()
+        session.commit()
+        _recent_terminals.discard(terminal_code)
     return Authenticated(terminal, partner)
-
-
-def _remember_nonce(session: Session, terminal: Terminal, nonce: str, now: datetime) -> None:
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_nonces)
-    # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT DO NOTHING.
-    inserted = session.execute(
-        ins.values(terminal_id=terminal.id, nonce=nonce, seen_at=now)
-        .on_conflict_do_nothing()
-        .returning(_nonces.c.nonce)
-    ).first()
-    if inserted is not None:
-        return
-    # Seen before. Older than the window it could not have passed the clock check anyway,
-    # but the row may outlive the window until pruned: refresh it and let the request in.
-    refreshed = session.execute(
-        update(_nonces)
-        .where(
-            _nonces.c.terminal_id == terminal.id,
-            _nonces.c.nonce == nonce,
-            _nonces.c.seen_at < now - timedelta(seconds=REPLAY_WINDOW_SECONDS),
-        )
-        .values(seen_at=now)
-    )
-    if refreshed.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        raise _fail("replayed_request")
-
-
-def prune_nonces(session: Session, *, now: datetime | None = None) -> int:
-    """Delete nonces older than the replay window. Returns rows deleted."""
-    cutoff = (now or utcnow()) - timedelta(seconds=REPLAY_WINDOW_SECONDS)
-    result = session.execute(delete(_nonces).where(_nonces.c.seen_at < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -19,11 +19,11 @@ from typing import Any
 
 from flask import Request, Response, current_app
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from mall.clock import as_aware, utcnow
+from mall.db import commit_without_waiting_for_disk, insert_for
 from mall.errors import Conflict, DomainError, ValidationFailed
 from pos_adapter.models import PosIdempotencyKey
 
@@ -64,8 +64,7 @@ def form_digest(req: Request) -> str:
 
 def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datetime) -> Any:
     """Insert the key row, or return the existing one (None when we own a fresh row)."""
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_keys)
+    ins = insert_for(session, _keys)
     # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT DO NOTHING.
     inserted = session.execute(
         ins.values(terminal_id=terminal_pk, key=key, request_hash=digest, created_at=now)
@@ -73,7 +72,7 @@ def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datet
         .returning(_keys.c.id)
     ).first()
     if inserted is not None:
-        session.commit()
+        commit_without_waiting_for_disk(session)
         return None
     row = session.execute(
         select(_keys).where(_keys.c.terminal_id == terminal_pk, _keys.c.key == key)
@@ -95,7 +94,7 @@ def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datet
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("request_in_progress", details={"idempotency_key": key})
-    session.commit()
+    commit_without_waiting_for_disk(session)
     return None
 
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from pos_adapter.auth import prune_nonces
 from pos_adapter.idempotency import prune_keys
+from pos_adapter.nonces import prune_nonces
 
 
 def prune_pos_stores(session: Session, now: datetime | None = None) -> int:

@@ -25,7 +25,6 @@ from mall.extensions import api, db
 from mall.partners.models import Partner, Terminal
 from mall.payments import offline, refunds, services, statements
 from mall.payments.models import Payment
-from mall.subjects.models import CreditSubject
 from pos_adapter import idempotency, schemas
 from pos_adapter.auth import authenticate
 
@@ -69,10 +68,15 @@ def terminal_request(idempotent: bool = False) -> Callable[[Callable[P, R]], Cal
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             session = db.session()
-            auth = authenticate(session, request)
+            auth = authenticate(session, request, fresh=idempotent)
             g.terminal, g.partner = auth.terminal, auth.partner
             if not idempotent:
-                return view(*args, **kwargs)
+                result = view(*args, **kwargs)
+                # A read: nothing to write, but COMMIT rather than the teardown's ROLLBACK,
+                # because psycopg forgets its prepared statements on every ROLLBACK and the
+                # hot reads (a scan's three queries) are worth keeping prepared.
+                session.commit()
+                return result
             resp = idempotency.run(
                 session, request, auth.terminal.id, lambda: view(*args, **kwargs)
             )
@@ -103,8 +107,7 @@ def _items(raw: list[dict[str, Any]] | None) -> list[services.ItemRequest]:
 
 def payment_dict(payment: Payment, *, with_balances: bool = False) -> dict[str, Any]:
     session = db.session()
-    subject = session.get(CreditSubject, payment.subject_id)
-    assert subject is not None
+    subject = payment.subject
     body: dict[str, Any] = {
         "payment_id": payment.public_id,
         "status": payment.status,

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import BindParameter, Date, Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.benefits.models import BENEFIT_KINDS, FUNDERS, Benefit, BenefitUse
+from mall.cache import HotCache, detached_copy
 from mall.clock import business_date, utcnow
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.partners.models import PARTNER_CATEGORIES, Partner
@@ -64,7 +65,7 @@ def effective_rank(subject: CreditSubject, today: date) -> int | None:
     return subject.level_rank
 
 
-def _valid_on(today: date) -> Any:
+def _valid_on(today: date | BindParameter[date]) -> Any:
     return and_(
         Benefit.active.is_(True),
         Benefit.valid_from <= today,
@@ -94,40 +95,68 @@ def _is_current(benefit: Benefit, today: date) -> bool:
     )
 
 
+# Built once: the current benefits of the partner's county that name this partner, or its
+# category within a scope holding the partner.
+_AT_PARTNER = (
+    select(Benefit)
+    .where(
+        _valid_on(bindparam("today", type_=Date)),
+        Benefit.county_id == bindparam("county_id"),
+        or_(
+            Benefit.partner_id == bindparam("partner_id"),
+            and_(
+                Benefit.partner_category == bindparam("category"),
+                or_(
+                    Benefit.township_id.is_(None),
+                    Benefit.township_id == bindparam("township_id"),
+                ),
+            ),
+        ),
+    )
+    .order_by(Benefit.min_level_rank.desc(), Benefit.id)
+)
+# What each partner offers today, for reads (a scan): kept up to HOT_CACHE_SECONDS per worker.
+_offers = HotCache("benefit_offers", (Benefit, Partner))
+
+
+def _current_at_partner(session: Session, partner: Partner, today: date) -> tuple[Benefit, ...]:
+    """The current benefits that apply at this partner, at any level: detached read-only copies
+    (shared by the requests of this worker; never change or attach them)."""
+
+    def load() -> tuple[Benefit, ...]:
+        found = session.scalars(
+            _AT_PARTNER,
+            {
+                "today": today,
+                "county_id": partner.county_id,
+                "partner_id": partner.id,
+                "category": partner.category,
+                "township_id": partner.township_id,
+            },
+        )
+        return tuple(detached_copy(b) for b in found)
+
+    key = (partner.id, partner.category, partner.county_id, partner.township_id, today)
+    return _offers.get_or_load(key, load)
+
+
 def applicable_benefits(
     session: Session, *, partner: Partner, subject: CreditSubject, today: date | None = None
 ) -> list[Benefit]:
     """The benefits this household may be granted at this partner today (what the till shows
-    after a scan), most valuable level first. Empty for an unrated or suspended household."""
+    after a scan), most valuable level first. Empty for an unrated or suspended household.
+    Read-only copies, possibly up to HOT_CACHE_SECONDS old (mall/cache.py)."""
     today = today or business_date()
     rank = effective_rank(subject, today)
     if rank is None or not partner.active:
         return []
     if subject.county_id != partner.county_id:
         return []
-    stmt = (
-        select(Benefit)
-        .where(
-            _valid_on(today),
-            Benefit.county_id == partner.county_id,
-            or_(
-                Benefit.partner_id == partner.id,
-                and_(
-                    Benefit.partner_category == partner.category,
-                    or_(
-                        Benefit.township_id.is_(None),
-                        Benefit.township_id == partner.township_id,
-                    ),
-                ),
-            ),
-            Benefit.min_level_rank <= rank,
-        )
-        .order_by(Benefit.min_level_rank.desc(), Benefit.id)
-    )
     return [
         b
-        for b in session.scalars(stmt)
-        if _scope_covers(b, county_id=subject.county_id, township_id=subject.township_id)
+        for b in _current_at_partner(session, partner, today)
+        if b.min_level_rank <= rank
+        and _scope_covers(b, county_id=subject.county_id, township_id=subject.township_id)
     ]
 
 

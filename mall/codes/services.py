@@ -14,14 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
+from mall.db import insert_for
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
+from mall.regions.models import Region
 from mall.security.passwords import hash_pin, pin_is_acceptable, verify_pin
 from mall.subjects.entities import may_use_wallets
 from mall.subjects.models import CreditSubject
@@ -114,6 +115,17 @@ class VerifiedCode:
     issued_at: datetime
     expires_at: datetime | None  # dynamic codes only
     card: IntegrityCard | None  # card codes only
+    village_name: str | None = None  # read with the holder, for the till's holder view
+
+
+_used_codes: Table = UsedDynamicCode.__table__  # type: ignore[assignment]
+
+# Built once: every scan runs it, and building a statement costs about as much as running it.
+_HOLDER_BY_REF = (
+    select(CreditSubject, Region.name)
+    .outerjoin(Region, Region.id == CreditSubject.village_id)
+    .where(CreditSubject.ref == bindparam("ref"))
+)
 
 
 def _invalid(reason: str) -> Unprocessable:
@@ -192,9 +204,10 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
         if not key.verifies_dynamic_at(now):
             raise _invalid("key_retired")
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-    subject = session.scalar(select(CreditSubject).where(CreditSubject.ref == claims["sub"]))
-    if subject is None:
+    holder = session.execute(_HOLDER_BY_REF, {"ref": claims["sub"]}).first()
+    if holder is None:
         raise NotFound("holder_not_found")
+    subject, village_name = holder
     card = None
     if kind == "card":
         card = session.scalar(select(IntegrityCard).where(IntegrityCard.serial == claims["card"]))
@@ -216,6 +229,7 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
         issued_at=datetime.fromtimestamp(claims["iat"], UTC),
         expires_at=expires_at,
         card=card,
+        village_name=village_name,
     )
 
 
@@ -227,16 +241,18 @@ def _may_transact(session: Session, subject: CreditSubject) -> bool:
 def consume_dynamic_code(session: Session, jti: str, expires_at: datetime) -> None:
     """Spend a dynamic code on a payment; a second use raises code_already_used (409).
 
-    The primary key on `jti` decides: on PostgreSQL a concurrent insert of the same jti waits
-    for the first transaction and then fails, so exactly one payment wins. A savepoint keeps
-    the caller's transaction usable after the conflict.
+    The primary key on `jti` decides, in one statement: on PostgreSQL a concurrent insert of
+    the same jti waits for the first transaction and then, if that one committed, inserts
+    nothing, so exactly one payment wins. The caller's transaction stays usable either way.
     """
-    try:
-        with session.begin_nested():
-            session.add(UsedDynamicCode(jti=jti, expires_at=expires_at))
-            session.flush()
-    except IntegrityError:
-        raise Conflict("code_already_used") from None
+    spent = session.execute(
+        insert_for(session, _used_codes)
+        .values(jti=jti, expires_at=expires_at, used_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(_used_codes.c.jti)
+    ).first()
+    if spent is None:
+        raise Conflict("code_already_used")
 
 
 def prune_used_codes(session: Session, *, now: datetime | None = None) -> int:

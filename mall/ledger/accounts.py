@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Table, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
+from mall.db import insert_for
 from mall.errors import ValidationFailed
 from mall.ledger.models import (
     ASSETS,
@@ -55,8 +55,7 @@ def _get_or_create(
     found = session.scalars(select(Account).where(*match)).one_or_none()
     if found is not None:
         return found
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_accounts)
+    ins = insert_for(session, _accounts)
     stmt = ins.values(
         posted_balance=0, held_balance=0, created_at=utcnow(), **values
     ).on_conflict_do_nothing(index_elements=conflict_columns, index_where=text(conflict_where))
@@ -93,10 +92,26 @@ def household_wallet(session: Session, subject: CreditSubject, kind: str) -> Acc
     )
 
 
+# Built once: every payment reads both wallets with it.
+_BOTH_WALLETS = select(Account).where(
+    Account.township_id == bindparam("township_id"),
+    Account.subject_id == bindparam("subject_id"),
+    Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
+)
+
+
 def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
+    """Both wallets, in one read when they exist (as they do for every funded household)."""
+    found = {
+        a.kind: a
+        for a in session.scalars(
+            _BOTH_WALLETS, {"township_id": subject.township_id, "subject_id": subject.id}
+        )
+    }
     return Wallets(
-        points=household_wallet(session, subject, HOUSEHOLD_POINTS),
-        integrity=household_wallet(session, subject, HOUSEHOLD_INTEGRITY),
+        points=found.get(HOUSEHOLD_POINTS) or household_wallet(session, subject, HOUSEHOLD_POINTS),
+        integrity=found.get(HOUSEHOLD_INTEGRITY)
+        or household_wallet(session, subject, HOUSEHOLD_INTEGRITY),
     )
 
 

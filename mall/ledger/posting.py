@@ -27,12 +27,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from mall.clock import business_date as today
 from mall.clock import utcnow
+from mall.db import insert_for
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ledger import hashing
 from mall.ledger.models import GENESIS_HASH, POINTS, Account, ChainHead, Entry, Posting
@@ -266,8 +266,7 @@ def lock_chain_head(session: Session, township_id: int) -> tuple[int, str]:
     )
     row = session.execute(stmt).first()
     if row is None:
-        dialect = session.get_bind().dialect.name
-        ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_heads)
+        ins = insert_for(session, _heads)
         session.execute(
             ins.values(
                 township_id=township_id, last_seq=0, last_hash=GENESIS_HASH

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.db import Base
 from mall.models_common import BigId, JsonDoc, created_at
+from mall.subjects.models import CreditSubject
 
 PAYMENT_STATUSES = ("authorized", "completed", "voided", "expired")
 
@@ -94,6 +95,8 @@ class Payment(Base):
     refunds: Mapped[list[Refund]] = relationship(
         back_populates="payment", order_by="Refund.id", cascade="all, delete-orphan"
     )
+    # The holder, whose ref the payment's answer shows.
+    subject: Mapped[CreditSubject] = relationship()
 
 
 class PaymentItem(Base):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from mall.benefits.models import Benefit
@@ -108,31 +108,31 @@ def actor_label(terminal_code: str | None, user_id: int | None) -> str:
 # ---------------------------------------------------------------- reads
 
 
-def _wallet_accounts(session: Session, subject: CreditSubject) -> dict[str, Account]:
-    """The household's wallet accounts that exist (none are created by a read)."""
-    rows = session.scalars(
-        select(Account).where(
-            Account.township_id == subject.township_id,
-            Account.subject_id == subject.id,
-            Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
-        )
-    )
-    return {a.kind: a for a in rows}
+# Built once: every scan and payment runs it.
+_AVAILABLE = select(Account.kind, Account.posted_balance - Account.held_balance).where(
+    Account.township_id == bindparam("township_id"),
+    Account.subject_id == bindparam("subject_id"),
+    Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
+)
 
 
 def available_balances(session: Session, subject: CreditSubject) -> tuple[int, int]:
     """(integrity fen, points) available now: posted minus open holds."""
-    accounts = _wallet_accounts(session, subject)
-    integrity = accounts.get(HOUSEHOLD_INTEGRITY)
-    points = accounts.get(HOUSEHOLD_POINTS)
-    return (
-        integrity.posted_balance - integrity.held_balance if integrity else 0,
-        points.posted_balance - points.held_balance if points else 0,
+    available: dict[str, int] = dict(
+        session.execute(
+            _AVAILABLE, {"township_id": subject.township_id, "subject_id": subject.id}
+        ).all()
     )
+    return available.get(HOUSEHOLD_INTEGRITY, 0), available.get(HOUSEHOLD_POINTS, 0)
 
 
-def holder_view(session: Session, subject: CreditSubject) -> dict[str, Any]:
-    village = session.get(Region, subject.village_id)
+def holder_view(
+    session: Session, subject: CreditSubject, village_name: str | None = None
+) -> dict[str, Any]:
+    """What the till shows of the holder; `village_name` when the caller has read it already."""
+    if village_name is None:
+        village = session.get(Region, subject.village_id)
+        village_name = village.name if village else ""
     rank = effective_rank(subject)
     level = (
         {
@@ -146,7 +146,7 @@ def holder_view(session: Session, subject: CreditSubject) -> dict[str, Any]:
     return {
         "ref": subject.ref,
         "display_name": subject.name_masked,
-        "village": village.name if village else "",
+        "village": village_name,
         "level": level,
         "valid_until": subject.level_valid_until if level else None,
         "status": subject.status,
@@ -177,7 +177,7 @@ def scan(session: Session, partner: Partner, code: object) -> dict[str, Any]:
     subject = verified.subject
     integrity, points = available_balances(session, subject)
     return {
-        "holder": holder_view(session, subject),
+        "holder": holder_view(session, subject, verified.village_name),
         "wallet": {"integrity_fen": integrity, "points": points},
         "discount_rate_bp": discount_rate_bp(session, subject, partner),
         "benefits": [
@@ -339,6 +339,7 @@ def create_payment(
         cashier_user_id=cashier_user_id,
         township_id=subject.township_id,
         subject_id=subject.id,
+        subject=subject,
         origin="online",
         code_kind=verified.kind,
         status="completed" if req.capture else "authorized",
@@ -364,6 +365,7 @@ def create_payment(
             )
             for line in lines
         ],
+        refunds=[],  # a new payment has none: no query to find that out when answering
     )
     session.add(payment)
     session.flush()

@@ -22,11 +22,11 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mall.clock import business_date as today_of
 from mall.clock import utcnow
+from mall.db import insert_for
 from mall.ledger import hashing
 from mall.ledger.models import CNY, HOUSEHOLD_POINTS, POINTS, Account, ChainHead, Entry, Posting
 from mall.ledger.posting import expire_cached_accounts, insufficient, lock_chain_head
@@ -68,12 +68,11 @@ def ensure_wallets(
     """Open the missing wallets of `kind` for these households in one statement per chunk;
     return subject id -> account id."""
     asset = POINTS if kind == HOUSEHOLD_POINTS else CNY
-    dialect = session.get_bind().dialect.name
     size = _chunk_size(session)
     ids = sorted(set(subject_ids))
     now = utcnow()
     for chunk in _chunks(ids, size):
-        ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_accounts)
+        ins = insert_for(session, _accounts)
         source = select(
             CreditSubject.township_id,
             CreditSubject.id,

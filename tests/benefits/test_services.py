@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mall.benefits import services
-from mall.benefits.models import BenefitUse
+from mall.benefits.models import Benefit, BenefitUse
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tests.benefits.conftest import TODAY, World, add_benefit, rate
 from tests.factories import make_county, make_partner
@@ -196,3 +197,29 @@ def test_household_benefits_lists_partners_of_the_county(session: Session, world
     assert len(lines) == 1
     names = [p.name for p in lines[0].partners]
     assert names == ["一镇卫生院", "二镇卫生院"]  # own township first
+
+
+def test_the_offers_a_till_sees_are_cached_briefly_and_dropped_on_a_change(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans read the partner's benefit list through a per-worker cache (mall.cache): a change
+    this process flushes shows at once; one made elsewhere (here a bare UPDATE, which no ORM
+    event sees) shows once HOT_CACHE_SECONDS have passed."""
+    now = [1000.0]
+    monkeypatch.setattr(services._offers, "timer", lambda: now[0])
+    w = world
+    first = add_benefit(session, w.county)
+
+    def offered() -> set[int]:
+        found = services.applicable_benefits(
+            session, partner=w.hospital, subject=w.household, today=TODAY
+        )
+        return {b.id for b in found}
+
+    assert offered() == {first.id}
+    second = add_benefit(session, w.county)  # flushed here: the cache is dropped
+    assert offered() == {first.id, second.id}
+    session.execute(update(Benefit).where(Benefit.id == first.id).values(active=False))
+    assert offered() == {first.id, second.id}  # another worker's change: not seen yet
+    now[0] += 5.1
+    assert offered() == {second.id}

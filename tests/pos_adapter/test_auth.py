@@ -6,13 +6,17 @@ import secrets
 import time
 from datetime import timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
+from mall.partners.models import Terminal
 from mall.partners.services import rotate_terminal_secret, set_terminal_active
-from pos_adapter.auth import canonical_string, prune_nonces, sign
+from pos_adapter import auth
+from pos_adapter.auth import canonical_string, sign
 from pos_adapter.models import PosNonce
+from pos_adapter.nonces import prune_nonces
 from tests.pos_adapter.conftest import Till
 
 
@@ -155,3 +159,44 @@ def test_prune_and_last_seen(till: Till, session: Session) -> None:
 def test_secret_never_in_responses_or_logs(till: Till, caplog: object) -> None:
     r = till.get("/pos/v1/catalog")
     assert till.secret not in r.get_data(as_text=True)
+
+
+def test_reads_may_use_the_terminal_row_briefly_writes_never(
+    till: Till, world: object, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan may authenticate from the terminal row as read up to HOT_CACHE_SECONDS ago;
+    a payment reads it afresh, so a terminal disabled elsewhere (another worker: here a bare
+    UPDATE no ORM event of this process sees) can move no money from that moment."""
+    now = [1000.0]
+    monkeypatch.setattr(auth._recent_terminals, "timer", lambda: now[0])
+    code = world.code(session)  # type: ignore[attr-defined]
+    # The first scan records last_seen_at and drops the entry; the second caches the row.
+    # expire_all(): here requests share the test's session and its loaded rows; in production
+    # each request has a new session, which reads the database (or the cache) afresh.
+    for _ in range(2):
+        assert till.post("/pos/v1/scan", {"code": code}).status_code == 200
+        session.expire_all()
+    terminals = Terminal.__table__
+    session.execute(
+        update(terminals).where(terminals.c.id == till.terminal.id).values(active=False)
+    )
+    session.commit()
+    session.expire_all()
+    assert till.post("/pos/v1/scan", {"code": code}).status_code == 200  # cached, < 5 s
+    session.expire_all()
+    pay = till.post("/pos/v1/payments", {"code": code, "amount_fen": 1000})
+    assert (pay.status_code, _code(pay)) == (401, "terminal_disabled")
+    now[0] += 5.1
+    r = till.post("/pos/v1/scan", {"code": code})
+    assert (r.status_code, _code(r)) == (401, "terminal_disabled")
+
+
+def test_a_terminal_disabled_through_the_service_is_refused_at_once(
+    till: Till, world: object, session: Session
+) -> None:
+    code = world.code(session)  # type: ignore[attr-defined]
+    assert till.post("/pos/v1/scan", {"code": code}).status_code == 200  # now cached
+    set_terminal_active(session, till.terminal, False)
+    session.commit()
+    r = till.post("/pos/v1/scan", {"code": code})
+    assert (r.status_code, _code(r)) == (401, "terminal_disabled")
