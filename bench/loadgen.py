@@ -18,11 +18,17 @@ from __future__ import annotations
 import http.client
 import json
 import multiprocessing
+import os
+import re
 import secrets
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pos_adapter.client import sign
@@ -170,3 +176,60 @@ def describe(result: Result) -> dict[str, Any]:
         "p50_ms": round(result.percentile(50), 2),
         "p99_ms": round(result.percentile(99), 2),
     }
+
+
+# ---------------------------------------------------------------- wrk, for maximum rates
+
+WRK_SCRIPT = Path(__file__).with_name("wrk_signed.lua")
+_WRK_LINE = re.compile(r"^wrk: (.*)$", re.M)
+
+
+def wrk_available() -> str | None:
+    """wrk's path: on the PATH, or installed from Debian's packages when we may (root)."""
+    found = shutil.which("wrk")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        found = shutil.which("wrk")
+    return found
+
+
+def run_wrk(job: Job, wrk: str, threads: int = 2) -> Result:
+    """A closed-loop run with wrk (C, so the generator takes little of the 2 cores): every
+    request pre-signed here just before the run, each with its own nonce, sent once."""
+    url = f"http://127.0.0.1:{job.port}"
+    with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
+        # Scans may reuse codes, so enough distinct requests for 4,000 a second; each payment
+        # spends its own code; the baseline is one request, repeated (a copy per thread).
+        if job.kind == "payments":
+            count = len(job.items)
+        else:
+            count = 64 if job.kind == "baseline" else int(4_000 * job.seconds)
+        args = [wrk, f"-t{threads}", f"-c{job.processes}", f"-d{job.seconds:.0f}s"]
+        args += ["-s", str(WRK_SCRIPT), url, "--", _write_requests(tmp, job, count), str(threads)]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=job.seconds + 60)
+    fields: dict[str, int] = {}
+    for line in _WRK_LINE.findall(out.stdout):
+        for name, value in re.findall(r"(\w+) (\d+)", line):
+            fields[name] = fields.get(name, 0) + int(value)
+    seconds = fields.get("duration_us", int(job.seconds * 1e6)) / 1e6
+    statuses: Counter[int] = Counter({200 if job.kind != "payments" else 201: fields["ok"]})
+    if fields.get("other"):
+        statuses[0] = fields["other"]  # wrk counts them, without telling which status
+    errors = sum(fields.get(k, 0) for k in ("connect", "read", "write", "timeout"))
+    return Result(job.kind, None, seconds, fields["requests"], statuses, errors, [])
+
+
+def _write_requests(tmp: str, job: Job, count: int) -> str:
+    path = os.path.join(tmp, f"requests-{count}.tsv")
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(max(count, 1)):
+            item = job.items[i % len(job.items)] if job.items else None
+            method, target, body, headers = _request(job.kind, item, job.amount_fen)
+            fields = [method, target, body.decode()] + [f"{k}: {v}" for k, v in headers.items()]
+            out.write("\t".join(fields) + "\n")
+    return path
