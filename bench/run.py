@@ -156,7 +156,11 @@ def other_benches(args: argparse.Namespace, env: dict[str, str]) -> list[dict[st
             "bench/points_bench.py",
             ["--households", str(args.points_households)],
         ),
-        ("settlement: a month's statement", "bench/settlement_bench.py", []),
+        (
+            "settlement: a month's statement",
+            "bench/settlement_bench.py",
+            ["--payments", str(args.settlement_payments), "--history-months", "1"],
+        ),
         ("codes: sign, verify, render", "bench/codes_bench.py", ["--iterations", "1000"]),
     ]
     results: list[dict[str, Any]] = []
@@ -383,6 +387,7 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=3000)
     parser.add_argument("--verify-postings", type=int, default=1_000_000)
     parser.add_argument("--points-households", type=int, default=10_000)
+    parser.add_argument("--settlement-payments", type=int, default=20_000)
     parser.add_argument("--other-timeout", type=int, default=240)
     parser.add_argument(
         "--nonce-store",

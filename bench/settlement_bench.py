@@ -224,7 +224,7 @@ def build(n: int, history: int) -> tuple[Any, Scope, date, date]:
         f" {time.perf_counter() - start:.1f} s",
         flush=True,
     )
-    report = verify_ledger(session)
+    report = verify_ledger(session.connection())
     print(f"verify_ledger: {report}", flush=True)
     return partner, Scope(county.id, [t.id for t in towns]), first, last
 
