@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from mall.clock import as_aware, business_date, utcnow
@@ -22,6 +22,7 @@ from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
 from mall.db import insert_for
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
+from mall.ledger.models import HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, Account
 from mall.regions.models import Region
 from mall.security.passwords import hash_pin, pin_is_acceptable, verify_pin
 from mall.subjects.entities import may_use_wallets
@@ -115,14 +116,37 @@ class VerifiedCode:
     issued_at: datetime
     expires_at: datetime | None  # dynamic codes only
     card: IntegrityCard | None  # card codes only
-    village_name: str | None = None  # read with the holder, for the till's holder view
+    # Read with the holder, for what the till shows (a payment locks and rereads the wallets).
+    village_name: str | None = None
+    available_integrity_fen: int = 0
+    available_points: int = 0
 
 
 _used_codes: Table = UsedDynamicCode.__table__  # type: ignore[assignment]
 
+
+def _available(kind: str) -> Any:
+    return func.coalesce(
+        select(Account.posted_balance - Account.held_balance)
+        .where(
+            Account.township_id == CreditSubject.township_id,
+            Account.subject_id == CreditSubject.id,
+            Account.kind == kind,
+        )
+        .scalar_subquery(),
+        0,
+    )
+
+
 # Built once: every scan runs it, and building a statement costs about as much as running it.
+# One round trip for the holder, their village's name and what each wallet has available.
 _HOLDER_BY_REF = (
-    select(CreditSubject, Region.name)
+    select(
+        CreditSubject,
+        Region.name,
+        _available(HOUSEHOLD_INTEGRITY),
+        _available(HOUSEHOLD_POINTS),
+    )
     .outerjoin(Region, Region.id == CreditSubject.village_id)
     .where(CreditSubject.ref == bindparam("ref"))
 )
@@ -207,7 +231,7 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
     holder = session.execute(_HOLDER_BY_REF, {"ref": claims["sub"]}).first()
     if holder is None:
         raise NotFound("holder_not_found")
-    subject, village_name = holder
+    subject, village_name, available_integrity, available_points = holder
     card = None
     if kind == "card":
         card = session.scalar(select(IntegrityCard).where(IntegrityCard.serial == claims["card"]))
@@ -230,6 +254,8 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
         expires_at=expires_at,
         card=card,
         village_name=village_name,
+        available_integrity_fen=available_integrity,
+        available_points=available_points,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, select, text
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
@@ -92,27 +92,73 @@ def household_wallet(session: Session, subject: CreditSubject, kind: str) -> Acc
     )
 
 
-# Built once: every payment reads both wallets with it.
-_BOTH_WALLETS = select(Account).where(
+# Built once: every payment reads its accounts with it. With `partner_id` NULL (no partner)
+# the second branch matches nothing and only the wallets are read.
+_SALE_ACCOUNTS = select(Account).where(
     Account.township_id == bindparam("township_id"),
-    Account.subject_id == bindparam("subject_id"),
-    Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
+    or_(
+        and_(
+            Account.subject_id == bindparam("subject_id"),
+            Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
+        ),
+        and_(
+            Account.partner_id == bindparam("partner_id"),
+            Account.kind == PARTNER_PAYABLE,
+        ),
+    ),
 )
+
+
+@dataclass(frozen=True)
+class SaleAccounts:
+    """The accounts of a sale: the household's wallets and the partner's payables in the
+    household's township (those that exist; `payable()` opens a missing one)."""
+
+    wallets: Wallets
+    township_id: int
+    partner_id: int
+    payables: dict[str, Account]
+
+    def payable(self, session: Session, asset: str) -> Account:
+        found = self.payables.get(asset)
+        return found or partner_payable(session, self.township_id, self.partner_id, asset)
+
+
+def _read_sale_accounts(
+    session: Session, subject: CreditSubject, partner_id: int | None
+) -> tuple[Wallets, dict[str, Account]]:
+    wallets: dict[str, Account] = {}
+    payables: dict[str, Account] = {}
+    params = {
+        "township_id": subject.township_id,
+        "subject_id": subject.id,
+        "partner_id": partner_id,
+    }
+    for account in session.scalars(_SALE_ACCOUNTS, params):
+        if account.kind == PARTNER_PAYABLE:
+            payables[account.asset] = account
+        else:
+            wallets[account.kind] = account
+    return (
+        Wallets(
+            points=wallets.get(HOUSEHOLD_POINTS)
+            or household_wallet(session, subject, HOUSEHOLD_POINTS),
+            integrity=wallets.get(HOUSEHOLD_INTEGRITY)
+            or household_wallet(session, subject, HOUSEHOLD_INTEGRITY),
+        ),
+        payables,
+    )
 
 
 def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
     """Both wallets, in one read when they exist (as they do for every funded household)."""
-    found = {
-        a.kind: a
-        for a in session.scalars(
-            _BOTH_WALLETS, {"township_id": subject.township_id, "subject_id": subject.id}
-        )
-    }
-    return Wallets(
-        points=found.get(HOUSEHOLD_POINTS) or household_wallet(session, subject, HOUSEHOLD_POINTS),
-        integrity=found.get(HOUSEHOLD_INTEGRITY)
-        or household_wallet(session, subject, HOUSEHOLD_INTEGRITY),
-    )
+    return _read_sale_accounts(session, subject, None)[0]
+
+
+def sale_accounts(session: Session, subject: CreditSubject, partner_id: int) -> SaleAccounts:
+    """The household's wallets and the partner's payables for a sale, in one read."""
+    wallets, payables = _read_sale_accounts(session, subject, partner_id)
+    return SaleAccounts(wallets, subject.township_id, partner_id, payables)
 
 
 def partner_payable(session: Session, township_id: int, partner_id: int, asset: str) -> Account:

@@ -174,7 +174,7 @@ def _apply(
                 actor=actor,
                 reason=f"{partner.name} 离线诚信金抵扣",
                 source=source,
-                idempotency_key=f"pay:{payment.id}:integrity",
+                idempotency_key=f"pay:{payment.public_id}:integrity",
                 business_date=booked,
             )
         )
@@ -188,7 +188,7 @@ def _apply(
                 actor=actor,
                 reason=f"离线交易余额不足,由乡镇垫付(待复核) {sale.local_id}",
                 source=source,
-                idempotency_key=f"pay:{payment.id}:shortfall",
+                idempotency_key=f"pay:{payment.public_id}:shortfall",
                 business_date=booked,
             )
         )

@@ -121,7 +121,7 @@ def refund_payment(
                 actor=actor,
                 reason="退款退回诚信金",
                 source=source,
-                idempotency_key=f"pay:{payment.id}:refund:{refund.id}:integrity",
+                idempotency_key=f"pay:{payment.public_id}:refund:{refund.id}:integrity",
                 business_date=refund.business_date,
             )
         )
@@ -135,7 +135,7 @@ def refund_payment(
                 actor=actor,
                 reason="退货退回积分",
                 source=source,
-                idempotency_key=f"pay:{payment.id}:refund:{refund.id}:points",
+                idempotency_key=f"pay:{payment.public_id}:refund:{refund.id}:points",
                 business_date=refund.business_date,
             )
         )

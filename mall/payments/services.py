@@ -2,7 +2,7 @@
 
 Every move of money or points goes through the ledger (`mall.ledger`): a captured payment
 posts `integrity_spent` / `points_redeemed` entries, an authorisation places holds; their
-idempotency keys derive from the payment id, so a payment can never post twice. Services
+idempotency keys derive from the payment's public id, so a payment can never post twice. Services
 flush only; the caller commits once.
 
 Order inside a payment, chosen for correctness under concurrency (PostgreSQL):
@@ -33,7 +33,7 @@ from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes.services import VerifiedCode, check_card_pin, consume_dynamic_code, verify_code
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from mall.ledger.accounts import household_wallets, partner_payable
+from mall.ledger.accounts import sale_accounts
 from mall.ledger.holds import capture_hold, place_hold, void_hold
 from mall.ledger.models import CNY, HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, POINTS, Account
 from mall.ledger.posting import EntrySpec, Leg, Source, lock_accounts, post_entries, reverse_entry
@@ -175,7 +175,7 @@ def scan(session: Session, partner: Partner, code: object) -> dict[str, Any]:
     """Who holds this code, what they have and what they get here. No side effect."""
     verified = verify_code(session, code)
     subject = verified.subject
-    integrity, points = available_balances(session, subject)
+    integrity, points = verified.available_integrity_fen, verified.available_points
     return {
         "holder": holder_view(session, subject, verified.village_name),
         "wallet": {"integrity_fen": integrity, "points": points},
@@ -318,7 +318,8 @@ def create_payment(
     lines = _lines(session, partner, subject, req.items)
     for line in lines:
         take_stock(session, line.goods.id, line.qty)
-    wallets = household_wallets(session, subject)
+    accounts = sale_accounts(session, subject, partner.id)
+    wallets = accounts.wallets
     locked = lock_accounts(session, subject.township_id, [wallets.integrity.id, wallets.points.id])
     integrity_state, points_state = locked[wallets.integrity.id], locked[wallets.points.id]
     q = _price(
@@ -367,15 +368,15 @@ def create_payment(
         ],
         refunds=[],  # a new payment has none: no query to find that out when answering
     )
-    session.add(payment)
-    session.flush()
+    # Inserted last, with its entry or hold ids: the ledger keys use the public id, so the
+    # row needs no second write once the money has moved.
     actor = actor_label(terminal_code, cashier_user_id)
     source = Source("payment", payment.public_id)
     t = subject.township_id
     if req.capture:
         specs = []
         if q.integrity_discount_fen:
-            payable = partner_payable(session, t, partner.id, CNY)
+            payable = accounts.payable(session, CNY)
             specs.append(
                 EntrySpec(
                     township_id=t,
@@ -387,12 +388,12 @@ def create_payment(
                     actor=actor,
                     reason=f"{partner.name} 诚信金抵扣",
                     source=source,
-                    idempotency_key=f"pay:{payment.id}:integrity",
+                    idempotency_key=f"pay:{payment.public_id}:integrity",
                     business_date=payment.business_date,
                 )
             )
         if q.points_cost:
-            payable_pts = partner_payable(session, t, partner.id, POINTS)
+            payable_pts = accounts.payable(session, POINTS)
             specs.append(
                 EntrySpec(
                     township_id=t,
@@ -404,7 +405,7 @@ def create_payment(
                     actor=actor,
                     reason=f"{partner.name} 积分兑换",
                     source=source,
-                    idempotency_key=f"pay:{payment.id}:points",
+                    idempotency_key=f"pay:{payment.public_id}:points",
                     business_date=payment.business_date,
                 )
             )
@@ -420,28 +421,29 @@ def create_payment(
             hold = place_hold(
                 session,
                 account=wallets.integrity,
-                counter_account=partner_payable(session, t, partner.id, CNY),
+                counter_account=accounts.payable(session, CNY),
                 amount=q.integrity_discount_fen,
                 actor=actor,
                 reason=f"{partner.name} 诚信金预授权",
                 source=source,
                 expires_at=payment.expires_at,
-                idempotency_key=f"pay:{payment.id}:hold:integrity",
+                idempotency_key=f"pay:{payment.public_id}:hold:integrity",
             )
             payment.integrity_hold_id = hold.id
         if q.points_cost:
             hold = place_hold(
                 session,
                 account=wallets.points,
-                counter_account=partner_payable(session, t, partner.id, POINTS),
+                counter_account=accounts.payable(session, POINTS),
                 amount=q.points_cost,
                 actor=actor,
                 reason=f"{partner.name} 积分预授权",
                 source=source,
                 expires_at=payment.expires_at,
-                idempotency_key=f"pay:{payment.id}:hold:points",
+                idempotency_key=f"pay:{payment.public_id}:hold:points",
             )
             payment.points_hold_id = hold.id
+    session.add(payment)
     session.flush()
     return payment
 
@@ -492,7 +494,7 @@ def capture_payment(
                 hold_id=payment.integrity_hold_id,
                 actor=actor,
                 amount=discount,
-                idempotency_key=f"pay:{payment.id}:integrity",
+                idempotency_key=f"pay:{payment.public_id}:integrity",
                 business_date=bdate,
             )
             payment.integrity_entry_id = entry.entry_id
@@ -504,7 +506,7 @@ def capture_payment(
             township_id=t,
             hold_id=payment.points_hold_id,
             actor=actor,
-            idempotency_key=f"pay:{payment.id}:points",
+            idempotency_key=f"pay:{payment.public_id}:points",
             business_date=bdate,
         )
         payment.points_entry_id = entry.entry_id
@@ -561,7 +563,7 @@ def void_payment(session: Session, payment: Payment, *, actor: str) -> Payment:
                     entry_id=entry_id,
                     actor=actor,
                     reason="撤销交易",
-                    idempotency_key=f"pay:{payment.id}:void:{what}",
+                    idempotency_key=f"pay:{payment.public_id}:void:{what}",
                     business_date=payment.business_date,
                 )
     else:

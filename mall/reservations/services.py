@@ -9,7 +9,7 @@ concurrent resolutions (a pickup and an expiry, two cancels, two job runners) ex
 changes the row; the other finds nothing to change and is refused or skips it.
 
 A pickup becomes a completed payment of `code_kind` "pickup": its points entry (kind
-`points_redeemed`, partner payable credited, idempotency key `pay:{id}:points`) captures the
+`points_redeemed`, partner payable credited, idempotency key `pay:{public id}:points`) captures the
 hold, and its items carry the goods' settlement prices, so statements, reconciliation,
 refunds and reports count it exactly like points goods redeemed at the till.
 """
@@ -466,7 +466,7 @@ def pickup(
         amount=points,
         kind="points_redeemed",
         reason=f"{partner.name} 积分兑换(预约取货)",
-        idempotency_key=f"pay:{payment.id}:points",
+        idempotency_key=f"pay:{payment.public_id}:points",
         business_date=bdate,
     )
     payment.points_entry_id = entry.entry_id
