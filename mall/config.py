@@ -41,6 +41,7 @@ class Config:
         self.ENCRYPTION_KEY = e.get("ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY)
         self.BLIND_INDEX_KEY = e.get("BLIND_INDEX_KEY", _DEV_BLIND_INDEX_KEY)
         self.DATABASE_URL = e.get("DATABASE_URL") or _default_database_url()
+        self.DATABASE_POOL_PRE_PING = e.get("DATABASE_POOL_PRE_PING", "0") == "1"
         self.TIMEZONE = e.get("MALL_TIMEZONE", "Asia/Shanghai")
         self.BABEL_DEFAULT_LOCALE = e.get("MALL_LOCALE", "zh_CN")
         self.BABEL_DEFAULT_TIMEZONE = self.TIMEZONE

@@ -98,7 +98,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before every checkout (a round trip on every request): a connection found dead
+    # (PostgreSQL restarted) fails its request with 503 and SQLAlchemy then replaces every
+    # pooled connection, so the service recovers by itself (tests/faults/test_pg_restart.py).
+    # DATABASE_POOL_PRE_PING=1 where the network silently cuts idle connections.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 3600)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
@@ -141,7 +146,9 @@ class Database:
     def init_app(self, app: Flask) -> None:
         global _first_engine
         # The engine is lazy: create_app never connects (style: no database at start-up).
-        engine = make_engine(app.config["DATABASE_URL"])
+        engine = make_engine(
+            app.config["DATABASE_URL"], pool_pre_ping=app.config["DATABASE_POOL_PRE_PING"]
+        )
         app.extensions["mall_db"] = self
         app.extensions["mall_db_engine"] = engine
         if _first_engine is None:

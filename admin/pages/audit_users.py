@@ -36,16 +36,16 @@ from mall.partners.models import Partner
 from mall.regions.services import get_region
 from mall.users.models import ROLES, User
 from mall.users.scope import restrict
-from mall.users.services import ROLE_REGION_KIND, create_user
+from mall.users.services import (
+    MANAGEABLE_ROLES,
+    ROLE_REGION_KIND,
+    create_user,
+    deactivate_user,
+    may_manage,
+)
 
 NAV_ITEMS.append(NavItem("admin.audit_log", _l("审计日志"), READERS, order=90))
 NAV_ITEMS.append(NavItem("admin.users", _l("用户"), READERS, order=80))
-
-# Who may create whom (as the staff API): a township admin staffs its clerks and cashiers.
-CREATABLE = {
-    "county_admin": set(ROLES),
-    "township_admin": {"village_clerk", "cashier"},
-}
 
 
 def _day_start(d: Any) -> datetime:
@@ -170,13 +170,13 @@ def users() -> Any:
         page=page,
         region_names=queries.region_names(db.session(), {u.region_id for u in page.items}),
         roles=[(r, ROLE_LABELS[r]) for r in ROLES],
-        creatable=bool(CREATABLE.get(g.user.role)),
+        creatable=bool(MANAGEABLE_ROLES.get(g.user.role)),
     )
 
 
 def _user_form_choices(form: UserForm) -> None:
     session = db.session()
-    allowed = CREATABLE.get(g.user.role, set())
+    allowed = MANAGEABLE_ROLES.get(g.user.role, set())
     form.role.choices = [(r, ROLE_LABELS[r]) for r in ROLES if r in allowed]
     regions = []
     if g.user.role == "county_admin":
@@ -199,7 +199,7 @@ def user_new() -> Any:
     _user_form_choices(form)
     if form.validate_on_submit():
         role = form.role.data or ""
-        if role not in CREATABLE.get(g.user.role, set()):
+        if role not in MANAGEABLE_ROLES.get(g.user.role, set()):
             raise Forbidden()
         region = in_scope(g.user, get_region(db.session(), form.region_id.data))
         partner = None
@@ -260,27 +260,12 @@ def user_deactivate(user_id: int) -> Any:
     if target is None:
         raise NotFound()
     in_scope(g.user, target)
-    if target.id == g.user.id or target.role not in CREATABLE.get(g.user.role, set()):
+    if target.id == g.user.id or not may_manage(g.user, target.role):
         raise Forbidden()
     form = CheckboxConfirmForm()
     if form.validate_on_submit():
-        if target.active:
-            # No users service offers this yet; the flag is all: sessions and tokens of an
-            # inactive user are refused at once (mall.auth.context).
-            target.active = False
-            db.session.flush()
-            audit.record(
-                db.session(),
-                actor=g.user,
-                action="user.deactivate",
-                object_type="user",
-                object_id=target.id,
-                county_id=target.county_id,
-                township_id=target.township_id,
-                before={"active": True},
-                after={"active": False},
-            )
-            db.session.commit()
+        deactivate_user(db.session(), g.user, target)
+        db.session.commit()
         flash(gettext("用户“%(u)s”已停用", u=target.username), "success")
         return redirect(url_for("admin.users"))
     return render_template(

@@ -50,8 +50,10 @@ from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
 from mall.partners.services import (
     create_partner,
     create_terminal,
+    partner_snapshot,
     rotate_terminal_secret,
     set_terminal_active,
+    update_partner,
     visible_partner,
     visible_terminal,
 )
@@ -62,17 +64,6 @@ from mall.users.services import create_user
 NAV_ITEMS.append(NavItem("admin.partners", _l("商户"), READERS, order=40))
 NAV_ITEMS.append(NavItem("admin.benefit_list", _l("惠民权益"), READERS, order=50))
 
-_PARTNER_AUDIT_FIELDS = (
-    "name",
-    "category",
-    "address",
-    "contact_name",
-    "contact_phone_masked",
-    "accepts_integrity",
-    "accepts_points",
-    "active",
-)
-
 
 def _partner(partner_id: int) -> Partner:
     return visible_partner(db.session(), g.user, partner_id)
@@ -80,12 +71,6 @@ def _partner(partner_id: int) -> Partner:
 
 def _terminal(terminal_pk: int) -> tuple[Terminal, Partner]:
     return visible_terminal(db.session(), g.user, terminal_pk)
-
-
-def _snapshot(p: Partner) -> dict[str, Any]:
-    out = {k: getattr(p, k) for k in _PARTNER_AUDIT_FIELDS}
-    out["settlement"] = dict(p.settlement or {})
-    return out
 
 
 def _settlement(form: PartnerForm) -> dict[str, str]:
@@ -202,7 +187,7 @@ def partner_new() -> Any:
                 object_id=partner.id,
                 county_id=partner.county_id,
                 township_id=partner.township_id,
-                after=_snapshot(partner),
+                after=partner_snapshot(partner),
             )
             db.session.commit()
             flash(gettext("商户“%(name)s”已创建", name=partner.name), "success")
@@ -248,31 +233,21 @@ def partner_edit(partner_id: int) -> Any:
         form.settlement_payee.data = s.get("payee", "")
         form.settlement_bank.data = s.get("bank", "")
     if form.validate_on_submit():
-        before = _snapshot(partner)
-        # The same whitelisted edit as PATCH /api/v1/admin/partners/<id> (no service exists).
-        partner.name = (form.name.data or "").strip()
-        partner.category = form.category.data or partner.category
-        partner.address = (form.address.data or "").strip()
-        partner.contact_name = (form.contact_name.data or "").strip()
-        partner.accepts_integrity = bool(form.accepts_integrity.data)
-        partner.accepts_points = bool(form.accepts_points.data)
-        partner.active = bool(form.active.data)
         settlement = _settlement(form)
         if "account_masked" not in settlement and (partner.settlement or {}).get("account_masked"):
             settlement["account_masked"] = partner.settlement["account_masked"]
-        partner.settlement = settlement
-        db.session.flush()
-        audit.record(
-            db.session(),
-            actor=g.user,
-            action="partner.update",
-            object_type="partner",
-            object_id=partner.id,
-            county_id=partner.county_id,
-            township_id=partner.township_id,
-            before=before,
-            after=_snapshot(partner),
-        )
+        changes = {
+            "name": form.name.data or "",
+            "category": form.category.data or partner.category,
+            "address": (form.address.data or "").strip(),
+            "contact_name": (form.contact_name.data or "").strip(),
+            "contact_phone": form.contact_phone.data or "",  # empty: unchanged
+            "accepts_integrity": bool(form.accepts_integrity.data),
+            "accepts_points": bool(form.accepts_points.data),
+            "active": bool(form.active.data),
+            "settlement": settlement,
+        }
+        update_partner(db.session(), g.user, partner, changes)
         db.session.commit()
         flash(gettext("商户信息已保存"), "success")
         return redirect(url_for("admin.partner_detail", partner_id=partner.id))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mall.audit import services as audit
 from mall.clock import utcnow
 from mall.errors import NotFound, ValidationFailed
 from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
@@ -13,7 +15,7 @@ from mall.regions.models import Region
 from mall.security.crypto import sealer
 from mall.security.masking import mask_phone
 from mall.users.models import User
-from mall.users.scope import can_see
+from mall.users.scope import can_see, ensure_visible
 
 
 def create_partner(
@@ -47,6 +49,76 @@ def create_partner(
     )
     session.add(partner)
     session.flush()
+    return partner
+
+
+# What an admin may change on a partner (its township and county never change: the ledger's
+# payables and every statement hang on them). An empty contact_phone leaves the phone as is.
+PARTNER_EDITABLE = (
+    "name",
+    "category",
+    "address",
+    "contact_name",
+    "contact_phone",
+    "accepts_integrity",
+    "accepts_points",
+    "active",
+    "settlement",
+)
+_AUDITED = (
+    "name",
+    "category",
+    "address",
+    "contact_name",
+    "contact_phone_masked",
+    "accepts_integrity",
+    "accepts_points",
+    "active",
+)
+
+
+def partner_snapshot(partner: Partner) -> dict[str, Any]:
+    """What the audit log keeps of a partner (the phone masked, never sealed values)."""
+    out: dict[str, Any] = {k: getattr(partner, k) for k in _AUDITED}
+    out["settlement"] = dict(partner.settlement or {})
+    return out
+
+
+def update_partner(
+    session: Session, actor: User, partner: Partner, changes: dict[str, Any]
+) -> Partner:
+    """Edit a partner: only PARTNER_EDITABLE fields, audited with before and after. Flushes
+    only; the caller commits."""
+    ensure_visible(actor, partner)
+    unknown = sorted(set(changes) - set(PARTNER_EDITABLE))
+    if unknown:
+        raise ValidationFailed(details={"fields": {k: ["not editable"] for k in unknown}})
+    values = dict(changes)
+    if "name" in values:
+        values["name"] = str(values["name"]).strip()
+        if not values["name"]:
+            raise ValidationFailed(details={"fields": {"name": ["required"]}})
+    if "category" in values and values["category"] not in PARTNER_CATEGORIES:
+        raise ValidationFailed(details={"fields": {"category": list(PARTNER_CATEGORIES)}})
+    before = partner_snapshot(partner)
+    phone = str(values.pop("contact_phone", "") or "").strip()
+    if phone:
+        partner.contact_phone_masked = mask_phone(phone)
+        partner.contact_phone_enc = sealer().seal(phone, "phone")
+    for key, value in values.items():
+        setattr(partner, key, dict(value or {}) if key == "settlement" else value)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="partner.update",
+        object_type="partner",
+        object_id=partner.id,
+        county_id=partner.county_id,
+        township_id=partner.township_id,
+        before=before,
+        after=partner_snapshot(partner),
+    )
     return partner
 
 

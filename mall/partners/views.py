@@ -21,8 +21,10 @@ from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
 from mall.partners.services import (
     create_partner,
     create_terminal,
+    partner_snapshot,
     rotate_terminal_secret,
     set_terminal_active,
+    update_partner,
     visible_partner,
     visible_terminal,
 )
@@ -107,10 +109,6 @@ def _terminal(terminal_pk: int) -> tuple[Terminal, Partner]:
     return visible_terminal(db.session(), g.user, terminal_pk)
 
 
-def _snapshot(p: Partner) -> dict[str, Any]:
-    return {k: getattr(p, k) for k in AdminPartnerEdit().fields}
-
-
 @blp.route("/partners")
 class Partners(MethodView):
     @require_staff(*READERS)
@@ -144,7 +142,7 @@ class Partners(MethodView):
             object_id=partner.id,
             county_id=partner.county_id,
             township_id=partner.township_id,
-            after=_snapshot(partner),
+            after=partner_snapshot(partner),
         )
         db.session.commit()
         return partner
@@ -165,21 +163,7 @@ class PartnerItem(MethodView):
     def patch(self, data: dict[str, Any], partner_id: int) -> Partner:
         """Edit a partner (audited with before and after)."""
         partner = _partner(partner_id)
-        before = _snapshot(partner)
-        for key, value in data.items():
-            setattr(partner, key, value)
-        db.session.flush()
-        audit.record(
-            db.session(),
-            actor=g.user,
-            action="partner.update",
-            object_type="partner",
-            object_id=partner.id,
-            county_id=partner.county_id,
-            township_id=partner.township_id,
-            before=before,
-            after=_snapshot(partner),
-        )
+        update_partner(db.session(), g.user, partner, data)
         db.session.commit()
         return partner
 

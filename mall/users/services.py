@@ -1,15 +1,17 @@
-"""Staff accounts: creation with the role's scope checked."""
+"""Staff accounts: creation with the role's scope checked, and deactivation (audited)."""
 
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mall.errors import Conflict, ValidationFailed
+from mall.audit import services as audit
+from mall.errors import Conflict, Forbidden, ValidationFailed
 from mall.partners.models import Partner
 from mall.regions.models import Region
 from mall.security.passwords import hash_password
 from mall.users.models import ROLES, User
+from mall.users.scope import ensure_visible
 
 # The region kind each role is scoped to.
 ROLE_REGION_KIND = {
@@ -19,6 +21,42 @@ ROLE_REGION_KIND = {
     "village_clerk": "village",
     "cashier": "township",
 }
+
+
+# Who may create (and deactivate) whom: a township admin staffs its clerks and cashiers.
+MANAGEABLE_ROLES = {
+    "county_admin": set(ROLES),
+    "township_admin": {"village_clerk", "cashier"},
+}
+
+
+def may_manage(actor: User, role: str) -> bool:
+    return role in MANAGEABLE_ROLES.get(actor.role, set())
+
+
+def deactivate_user(session: Session, actor: User, target: User) -> bool:
+    """Turn a staff account off (its sessions and tokens are refused at once, see
+    mall.auth.context). Only over a role the actor manages, in the actor's region, never
+    oneself. Audited; flushes only. False when the account was already off."""
+    ensure_visible(actor, target)
+    if target.id == actor.id or not may_manage(actor, target.role):
+        raise Forbidden()
+    if not target.active:
+        return False
+    target.active = False
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.deactivate",
+        object_type="user",
+        object_id=target.id,
+        county_id=target.county_id,
+        township_id=target.township_id,
+        before={"active": True},
+        after={"active": False},
+    )
+    return True
 
 
 def create_user(

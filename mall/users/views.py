@@ -18,15 +18,9 @@ from mall.partners.models import Partner
 from mall.regions.services import get_region
 from mall.users.models import ROLES, User
 from mall.users.scope import ensure_visible, restrict
-from mall.users.services import create_user
+from mall.users.services import create_user, may_manage
 
 blp = Blueprint("admin_users", __name__, url_prefix="/api/v1/admin/users", description="Staff")
-
-# Who may create whom: a township admin staffs its own township's clerks and cashiers.
-CREATABLE = {
-    "county_admin": set(ROLES),
-    "township_admin": {"village_clerk", "cashier"},
-}
 
 
 class UserOut(BaseSchema):
@@ -77,7 +71,7 @@ class Users(MethodView):
     @blp.response(201, UserOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a staff account within the caller's region (audited)."""
-        if data["role"] not in CREATABLE.get(g.user.role, set()):
+        if not may_manage(g.user, data["role"]):
             raise Forbidden()
         region = ensure_visible(g.user, get_region(db.session(), data["region_id"]))
         partner = None

@@ -5,8 +5,9 @@ the machine's Debian binaries), migrated and filled with the demo county, serves
 gunicorn while three clients scan and pay. The server is stopped (`pg_ctl stop -m fast`:
 open transactions rolled back, every connection closed, new ones refused) and, after a few
 seconds, started again. Meanwhile every answer is 200/201 or 503 `service_unavailable` in the
-envelope, never a 500 or a hang; afterwards the service recovers by itself (pool_pre_ping
-replaces the dead connections), each payment key retried exists exactly once, and
+envelope, never a 500 or a hang; afterwards the service recovers by itself (the
+request that meets a dead connection answers 503 and SQLAlchemy replaces the pool's
+connections), each payment key retried exists exactly once, and
 `flask verify` passes on the ledger. A second run stops it with `-m immediate` (no clean
 shutdown: start-up replays the WAL) and checks the same.
 """

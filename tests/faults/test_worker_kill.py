@@ -131,7 +131,8 @@ def test_kill_workers_mid_payment_exactly_once(live_server: LiveServer) -> None:
         ).fetchall()
         entries = conn.execute(
             "SELECT count(*) FROM ledger_entries e JOIN payments p "
-            "ON e.idempotency_key LIKE 'pay:' || p.id || ':%%' WHERE p.external_ref = ANY(%s)",
+            "ON e.idempotency_key LIKE 'pay:' || p.public_id || ':%%' "
+            "WHERE p.external_ref = ANY(%s)",
             (keys,),
         ).fetchone()
     assert len(rows) == len(keys), "a key made no payment or more than one"

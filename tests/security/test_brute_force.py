@@ -1,10 +1,11 @@
 """Brute force through the real server, with the rate limits on and shared by its workers.
 
-A private gunicorn (two workers) over the live server's database, with Flask-Limiter counting
-in Redis as production is told to (README: RATELIMIT_STORAGE_URI). Guessing a farmer's PIN at
-the login is cut off by the per-address limit, whichever worker answers, and the phone's login
-locks after five failures; guessing a card's PIN
-at a till locks the card's PIN after five failures, after which even the right PIN is refused.
+A private gunicorn (two workers) over a database of this module's own (scratch_live_server:
+the locks these tests leave must not reach the households other tests log in with), with
+Flask-Limiter counting in Redis as production is told to (README: RATELIMIT_STORAGE_URI).
+Guessing a farmer's PIN at the login is cut off by the per-address limit, whichever worker
+answers, and the phone's login locks after five failures; guessing a card's PIN at a till
+locks the card's PIN after five failures, after which even the right PIN is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
-def limited_server(live_server: LiveServer, tmp_path: Path) -> Any:
+def limited_server(scratch_live_server: LiveServer, tmp_path: Path) -> Any:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
     except redis.RedisError:
@@ -41,7 +42,7 @@ def limited_server(live_server: LiveServer, tmp_path: Path) -> Any:
             pytest.fail(f"Redis is not reachable at {REDIS_URL}")
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     server = Gunicorn(
-        live_server.database_url,
+        scratch_live_server.database_url,
         tmp_path / "gunicorn.log",
         workers=2,
         RATELIMIT_ENABLED="1",
@@ -54,9 +55,9 @@ def limited_server(live_server: LiveServer, tmp_path: Path) -> Any:
 
 
 def test_guessing_a_farmer_pin_is_cut_off_across_workers(
-    limited_server: Gunicorn, live_server: LiveServer
+    limited_server: Gunicorn, scratch_live_server: LiveServer
 ) -> None:
-    phone = live_server.manifest["households"][0]["phone"]
+    phone = scratch_live_server.manifest["households"][0]["phone"]
     statuses: Counter[tuple[int, str]] = Counter()
     for guess in range(12):
         # A new connection each time: gunicorn's sync workers take turns answering.
@@ -91,9 +92,9 @@ def _pay(server: Gunicorn, till: dict[str, Any], code: str, pin: str) -> request
 
 
 def test_guessing_a_card_pin_at_the_till_locks_it(
-    limited_server: Gunicorn, live_server: LiveServer
+    limited_server: Gunicorn, scratch_live_server: LiveServer
 ) -> None:
-    till, holders = till_and_holders(live_server.manifest)
+    till, holders = till_and_holders(scratch_live_server.manifest)
     holder = holders[-1]
     wrong = "000000" if holder["pin"] != "000000" else "111111"
     answers = [_pay(limited_server, till, holder["card_code"], wrong) for _ in range(6)]
