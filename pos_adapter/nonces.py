@@ -33,12 +33,16 @@ _nonces: Table = PosNonce.__table__  # type: ignore[assignment]
 
 
 class NonceStore(Protocol):
+    writes_database: bool  # whether remembering a nonce writes (and commits) to the database
+
     # True when the nonce is new for this terminal (and is now remembered), False on a replay.
     def remember(self, session: Session, terminal_pk: int, nonce: str, now: datetime) -> bool: ...
 
 
 class DatabaseNonces:
     """Nonces as rows, committed at once (a replay in flight must find the row)."""
+
+    writes_database = True
 
     def remember(self, session: Session, terminal_pk: int, nonce: str, now: datetime) -> bool:
         ins = insert_for(session, _nonces)
@@ -69,6 +73,8 @@ class DatabaseNonces:
 
 class RedisNonces:
     """Nonces as expiring Redis keys, shared by every gunicorn worker pointing at the server."""
+
+    writes_database = False
 
     def __init__(self, url: str, prefix: str) -> None:
         # Short timeouts: a stalled Redis must fail the request quickly, not hold a worker.

@@ -15,6 +15,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Response, g, request
+from sqlalchemy.orm import Session
 
 from mall.api_common import Blueprint
 from mall.benefits.services import record_benefit_use
@@ -27,6 +28,7 @@ from mall.payments import offline, refunds, services, statements
 from mall.payments.models import Payment
 from pos_adapter import idempotency, schemas
 from pos_adapter.auth import authenticate
+from pos_adapter.nonces import current_store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,20 +63,28 @@ def _declare_signature_scheme(_state: Any) -> None:
         )
 
 
-def terminal_request(idempotent: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Authenticate the terminal (sets g.terminal, g.partner); optionally run idempotently."""
+def terminal_request(
+    idempotent: bool = False, *, one_statement: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Authenticate the terminal (sets g.terminal, g.partner); optionally run idempotently.
+
+    `one_statement`: a read whose answer comes from one query (a scan) needs no transaction;
+    on PostgreSQL, with nonces kept outside the database, it runs in autocommit mode and is
+    spared the BEGIN and COMMIT round trips (the pool restores the isolation level)."""
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             session = db.session()
+            if one_statement and _may_autocommit(session):
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             auth = authenticate(session, request, fresh=idempotent)
             g.terminal, g.partner = auth.terminal, auth.partner
             if not idempotent:
                 result = view(*args, **kwargs)
                 # A read: nothing to write, but COMMIT rather than the teardown's ROLLBACK,
                 # because psycopg forgets its prepared statements on every ROLLBACK and the
-                # hot reads (a scan's three queries) are worth keeping prepared.
+                # hot reads are worth keeping prepared.
                 session.commit()
                 return result
             resp = idempotency.run(
@@ -85,6 +95,16 @@ def terminal_request(idempotent: bool = False) -> Callable[[Callable[P, R]], Cal
         return wrapper
 
     return decorator
+
+
+def _may_autocommit(session: Session) -> bool:
+    # A session bound to a caller's connection (the tests' rolled-back transaction) keeps
+    # that transaction; in production the request's session starts from the engine.
+    return (
+        session.bind is None
+        and session.get_bind().dialect.name == "postgresql"
+        and not current_store().writes_database
+    )
 
 
 def _terminal() -> Terminal:
@@ -162,7 +182,7 @@ def refund_dict(refund: Any) -> dict[str, Any]:
 
 
 @blp.post("/scan")
-@terminal_request()
+@terminal_request(one_statement=True)
 @blp.arguments(schemas.PosCodeIn)
 @blp.response(200, schemas.PosScanOut)
 @blp.doc(security=SIGNED)

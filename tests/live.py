@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
 from tests.conftest import create_scratch_database
@@ -31,6 +33,15 @@ class LiveServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text("utf-8", errors="replace")
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return url
 
 
 def _free_port() -> int:
@@ -79,6 +90,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[Live
         "LOG_LEVEL": "INFO",
         # The fuzzing and end-to-end runs send bursts; the limits have their own tests.
         "RATELIMIT_ENABLED": os.environ.get("RATELIMIT_ENABLED", "0"),
+        # As production is set up: POS nonces in Redis (scans then run without a database
+        # transaction); without a reachable Redis the database store serves instead.
+        "POS_NONCE_STORE_URL": _redis_url() or "",
+        "RATELIMIT_KEY_PREFIX": f"live{uuid.uuid4().hex[:8]}",
     }
     run_flask(env, "db", "upgrade", "heads")
     manifest_path = tmp / "manifest.json"
