@@ -11,7 +11,8 @@ Only reads use these caches. Writes (payments, refunds...) read the rows afresh,
 disabled terminal or a withdrawn benefit stops money moving at once.
 
 Entries are values, never ORM instances bound to a session: callers store snapshots (see
-`detached_copy`) and attach them to their own session with `merge(load=False)`.
+`detached_copy`) and read their columns detached, or attach them to their own session with
+`merge(load=False)`. A snapshot is shared by the worker's requests: never change one.
 """
 
 from __future__ import annotations

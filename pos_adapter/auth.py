@@ -101,10 +101,9 @@ def _terminal_and_partner(
         row = session.execute(_TERMINAL_BY_CODE, {"code": terminal_code}).first()
         return None if row is None else (detached_copy(row[0]), detached_copy(row[1]))
 
-    cached = _recent_terminals.get_or_load(terminal_code, load)
-    if cached is None:
-        return None
-    return session.merge(cached[0], load=False), session.merge(cached[1], load=False)
+    # The cached copies themselves: a read only reads their columns (neither model has a
+    # relationship to load), so they need not join this request's session.
+    return _recent_terminals.get_or_load(terminal_code, load)
 
 
 def authenticate(
