@@ -58,6 +58,7 @@ from mall.partners.services import (
     visible_terminal,
 )
 from mall.regions.services import get_region
+from mall.reservations.services import reserved_qty
 from mall.security.masking import mask_id_number
 from mall.users.services import create_user
 
@@ -205,12 +206,15 @@ def partner_new() -> Any:
 def partner_detail(partner_id: int) -> str:
     partner = _partner(partner_id)
     session = db.session()
+    goods = catalog.list_goods(session, partner.id)
     return render_template(
         "admin/partner_detail.html",
         partner=partner,
         terminals=queries.partner_terminals(session, partner),
         cashiers=queries.partner_cashiers(session, partner),
-        goods=catalog.list_goods(session, partner.id),
+        goods=goods,
+        # Held for pickups booked online: already out of `stock` (what is on sale).
+        reserved=reserved_qty(session, [item.id for item in goods]),
         benefit_rows=benefits.list_benefits(session, g.user, partner_id=partner.id, limit=100),
         township=get_region(session, partner.township_id).name,
         terminal_form=TerminalForm(),

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from mall.reservations.models import Reservation
+from mall.reservations.services import reserve
+from tests.admin.pages_helpers import login_as
 from tests.auth.client import FreshRequestClient, fresh_client
 from tests.factories import PASSWORD, PIN, make_user
 from tests.reservations.conftest import PHONE, Shop, points_wallet, stock
@@ -149,3 +151,22 @@ def test_cashier_picks_up_part(app: Flask, session: Session, shop: Shop) -> None
     assert "不能再取货" in refused.get_data(as_text=True)
     # the household sees it picked up
     assert "已取货" in farmer.get(f"/m/reservations/{reservation.public_id}").get_data(as_text=True)
+
+
+def test_the_admin_goods_list_shows_what_is_reserved(
+    app: Flask, session: Session, shop: Shop
+) -> None:
+    reserve(session, shop.household, shop.partner.id, shop.items(towel=3, soap=1))
+    admin = make_user(session, "township_admin", shop.county.townships[0])
+    session.commit()
+    client = fresh_client(app)
+    login_as(client, admin)
+    html = client.get(f"/admin/partners/{shop.partner.id}").get_data(as_text=True)
+    rows = {
+        sku: re.findall(r'<td class="num">([^<]*)</td>', row)
+        for sku, row in re.findall(r"<td>(TOWEL|SOAP|RICE)</td>(.*?)</tr>", html, re.S)
+    }
+    # points, settlement price, stock on sale, reserved for pickup
+    assert rows["TOWEL"][2:] == ["7", "3"]
+    assert rows["SOAP"][2:] == ["0", "1"]
+    assert rows["RICE"][2:] == ["5", "0"]
