@@ -35,12 +35,26 @@ class LiveServer:
         return self.log_path.read_text("utf-8", errors="replace")
 
 
-def _redis_url() -> str | None:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def reachable_redis() -> str | None:
+    """The tests' Redis URL when a server answers there, else None."""
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
     except redis.RedisError:
         return None
+    return REDIS_URL
+
+
+def require_redis() -> str:
+    """The tests' Redis URL; without a server the test is skipped, or fails under CI."""
+    url = reachable_redis()
+    if url is None:
+        message = f"Redis is not reachable at {REDIS_URL}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return url
 
 
@@ -92,7 +106,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[Live
         "RATELIMIT_ENABLED": os.environ.get("RATELIMIT_ENABLED", "0"),
         # As production is set up: POS nonces in Redis (scans then run without a database
         # transaction); without a reachable Redis the database store serves instead.
-        "POS_NONCE_STORE_URL": _redis_url() or "",
+        "POS_NONCE_STORE_URL": reachable_redis() or "",
         "RATELIMIT_KEY_PREFIX": f"live{uuid.uuid4().hex[:8]}",
     }
     run_flask(env, "db", "upgrade", "heads")

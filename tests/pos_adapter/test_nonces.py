@@ -3,35 +3,23 @@ POS_NONCE_STORE_URL names one. Each refuses a replay, across workers, within the
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 from flask import Flask
 
 from pos_adapter.auth import sign
 from pos_adapter.nonces import REPLAY_WINDOW_SECONDS, DatabaseNonces, RedisNonces, store_for
+from tests.live import REDIS_URL, require_redis
 from tests.pos_adapter.conftest import Till
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def _redis_or_skip() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
 
 
 @pytest.fixture
 def redis_nonces(app: Flask) -> Iterator[RedisNonces]:
     """The app's nonce store swapped for Redis (under a prefix of this test's own)."""
-    _redis_or_skip()
+    require_redis()
     store = RedisNonces(REDIS_URL, f"test{secrets.token_hex(4)}")
     before = app.extensions.get("pos_nonce_store")
     app.extensions["pos_nonce_store"] = store

@@ -11,7 +11,6 @@ locks the card's PIN after five failures, after which even the right PIN is refu
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import uuid
@@ -20,33 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from pos_adapter.client import sign
 from tests.faults.helpers import Gunicorn
 from tests.faults.outage import till_and_holders
-from tests.live import LiveServer
+from tests.live import LiveServer, require_redis
 
 pytestmark = [pytest.mark.e2e]
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
 def limited_server(scratch_live_server: LiveServer, tmp_path: Path) -> Any:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    redis_url = require_redis()
     server = Gunicorn(
         scratch_live_server.database_url,
         tmp_path / "gunicorn.log",
         workers=2,
         RATELIMIT_ENABLED="1",
-        RATELIMIT_STORAGE_URI=REDIS_URL,
+        RATELIMIT_STORAGE_URI=redis_url,
         RATELIMIT_KEY_PREFIX=f"brute{uuid.uuid4().hex[:8]}",
         RATELIMIT_LOGIN="5/minute",
     )
