@@ -125,7 +125,14 @@ def _items(raw: list[dict[str, Any]] | None) -> list[services.ItemRequest]:
     return [services.ItemRequest(i["sku"], i["qty"]) for i in raw or []]
 
 
-def payment_dict(payment: Payment, *, with_balances: bool = False) -> dict[str, Any]:
+def payment_dict(
+    payment: Payment,
+    *,
+    with_balances: bool = False,
+    balances: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The payment as the contract answers it; `balances_after` when asked for (read now) or
+    given (integrity fen, points: known by the caller)."""
     session = db.session()
     subject = payment.subject
     body: dict[str, Any] = {
@@ -163,9 +170,10 @@ def payment_dict(payment: Payment, *, with_balances: bool = False) -> dict[str, 
         ],
         "refunds": [refund_dict(r) for r in payment.refunds],
     }
-    if with_balances:
-        integrity, points = services.available_balances(session, subject)
-        body["balances_after"] = {"integrity_fen": integrity, "points": points}
+    if balances is None and with_balances:
+        balances = services.available_balances(session, subject)
+    if balances is not None:
+        body["balances_after"] = {"integrity_fen": balances[0], "points": balances[1]}
     return body
 
 
@@ -224,7 +232,7 @@ def quote(data: dict[str, Any]) -> dict[str, Any]:
 @blp.doc(security=SIGNED)
 def create_payment(data: dict[str, Any]) -> dict[str, Any]:
     """Commit a sale: `capture` false only authorises (holds) for up to 15 minutes."""
-    payment = services.create_payment(
+    sale = services.make_sale(
         db.session(),
         _partner(),
         services.PayRequest(
@@ -239,7 +247,9 @@ def create_payment(data: dict[str, Any]) -> dict[str, Any]:
         terminal_id=_terminal().id,
         terminal_code=_terminal().terminal_id,
     )
-    return payment_dict(payment, with_balances=True)
+    return payment_dict(
+        sale.payment, balances=(sale.available_integrity_fen, sale.available_points)
+    )
 
 
 def _cursor_id(cursor: str | None) -> int | None:

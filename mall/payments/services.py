@@ -272,7 +272,7 @@ def quote(
     for line in lines:
         if line.goods.stock < line.qty:
             raise Conflict("out_of_stock", details={"sku": line.goods.sku})
-    integrity, points = available_balances(session, subject)
+    integrity, points = verified.available_integrity_fen, verified.available_points
     return _price(session, partner, subject, amount_fen, lines, use_integrity, integrity, points)
 
 
@@ -299,6 +299,16 @@ def _spend_code(session: Session, verified: VerifiedCode, pin: str | None) -> No
         check_card_pin(session, verified.subject, pin)
 
 
+@dataclass(frozen=True)
+class Sale:
+    """A committed sale: the payment, and what the wallets have available after it (known
+    from their locked state, so the till's answer needs no second read)."""
+
+    payment: Payment
+    available_integrity_fen: int
+    available_points: int
+
+
 def create_payment(
     session: Session,
     partner: Partner,
@@ -309,6 +319,26 @@ def create_payment(
     cashier_user_id: int | None = None,
 ) -> Payment:
     """Commit a sale: spend the code, take stock, post or hold integrity money and points."""
+    return make_sale(
+        session,
+        partner,
+        req,
+        terminal_id=terminal_id,
+        terminal_code=terminal_code,
+        cashier_user_id=cashier_user_id,
+    ).payment
+
+
+def make_sale(
+    session: Session,
+    partner: Partner,
+    req: PayRequest,
+    *,
+    terminal_id: int | None = None,
+    terminal_code: str | None = None,
+    cashier_user_id: int | None = None,
+) -> Sale:
+    """`create_payment`, with the wallets' availability after the sale."""
     _check_amount(req.amount_fen)
     if not partner.active:
         raise Forbidden("partner_not_eligible", details={"reason": "partner_inactive"})
@@ -445,7 +475,13 @@ def create_payment(
             payment.points_hold_id = hold.id
     session.add(payment)
     session.flush()
-    return payment
+    # Posting lowers the posted balance and a hold raises the held one: either way what is
+    # available drops by exactly what the sale took.
+    return Sale(
+        payment,
+        integrity_state.posted - integrity_state.held - q.integrity_discount_fen,
+        points_state.posted - points_state.held - q.points_cost,
+    )
 
 
 def get_payment(session: Session, partner_id: int, public_id: str) -> Payment:
