@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import time
-import uuid
 from datetime import timedelta
 
-from flask_migrate import upgrade
 from openpyxl import Workbook, load_workbook
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from scratch import scratch_app  # bench/scratch.py, beside this script
+from sqlalchemy import insert, text
 
-from mall import create_app
 from mall.clock import business_date
-from mall.config import Config
 from mall.extensions import db
 from mall.ledger.verify import verify_ledger
 from mall.points import services
@@ -51,23 +46,8 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=100_000)
     parser.add_argument("--base-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    name = f"mall_points_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin_url = make_url(args.base_url).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
-        app = create_app(Config({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}))
-        with app.app_context():
-            upgrade(revision="heads")
-            run(args.households)
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_app(args.base_url, "points"):
+        run(args.households)
 
 
 def run(n: int) -> None:

@@ -21,19 +21,15 @@ import os
 import random
 import re
 import time
-import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from flask_migrate import upgrade
-from sqlalchemy import create_engine, event, insert, text
-from sqlalchemy.engine import make_url
+from scratch import scratch_app  # bench/scratch.py, beside this script
+from sqlalchemy import event, insert, text
 
-from mall import create_app
 from mall.benefits.models import Benefit, BenefitUse
 from mall.catalog.services import create_goods
 from mall.clock import business_date, utcnow
-from mall.config import Config
 from mall.extensions import db
 from mall.ledger.accounts import partner_payable, system_account
 from mall.ledger.models import (
@@ -77,26 +73,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--base-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    name = f"mall_settle_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin_url = make_url(args.base_url).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
-        app = create_app(Config({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}))
-        with app.app_context():
-            upgrade(revision="heads")
-            run(args.payments, args.history_months)
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        if args.keep:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_app(args.base_url, "settle", keep=args.keep):
+        run(args.payments, args.history_months)
 
 
 def _households(

@@ -232,7 +232,7 @@ def quote(data: dict[str, Any]) -> dict[str, Any]:
 @blp.doc(security=SIGNED)
 def create_payment(data: dict[str, Any]) -> dict[str, Any]:
     """Commit a sale: `capture` false only authorises (holds) for up to 15 minutes."""
-    sale = services.make_sale(
+    sale = services.create_payment(
         db.session(),
         _partner(),
         services.PayRequest(

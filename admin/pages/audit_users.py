@@ -41,7 +41,7 @@ from mall.users.services import (
     ROLE_REGION_KIND,
     create_user,
     deactivate_user,
-    may_manage,
+    ensure_may_deactivate,
 )
 
 NAV_ITEMS.append(NavItem("admin.audit_log", _l("审计日志"), READERS, order=90))
@@ -259,9 +259,7 @@ def user_deactivate(user_id: int) -> Any:
     target = db.session.get(User, user_id)
     if target is None:
         raise NotFound()
-    in_scope(g.user, target)
-    if target.id == g.user.id or not may_manage(g.user, target.role):
-        raise Forbidden()
+    ensure_may_deactivate(g.user, target)
     form = CheckboxConfirmForm()
     if form.validate_on_submit():
         deactivate_user(db.session(), g.user, target)

@@ -75,38 +75,6 @@ def entry_header(
     created_at: datetime,
     business_date: date,
 ) -> bytes:
-    return header_bytes(
-        township_id,
-        chain_seq,
-        kind,
-        actor,
-        reason,
-        source_type,
-        source_id,
-        idempotency_key,
-        request_hash,
-        reverses_entry_id,
-        hold_id,
-        created_at,
-        business_date,
-    )
-
-
-def header_bytes(
-    township_id: int,
-    chain_seq: int,
-    kind: str,
-    actor: str,
-    reason: str,
-    source_type: str | None,
-    source_id: str | None,
-    idempotency_key: str | None,
-    request_hash: str,
-    reverses_entry_id: int | None,
-    hold_id: int | None,
-    created_at: datetime,
-    business_date: date,
-) -> bytes:
     return header_from_parts(
         township_id,
         chain_seq,

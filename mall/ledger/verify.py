@@ -332,7 +332,7 @@ _ENTRY_COLUMNS = (
     "township_id, id, chain_seq, kind, actor, reason, source_type, source_id, idempotency_key,"
     " request_hash, reverses_entry_id, hold_id, created_at, business_date, prev_hash, hash"
 )
-# PostgreSQL converts the time and date exactly as hashing.header_bytes does (numeric epoch).
+# PostgreSQL converts the time and date exactly as hashing.entry_header does (numeric epoch).
 _ENTRY_COLUMNS_PG = _ENTRY_COLUMNS.replace(
     "created_at, business_date",
     "CAST(extract(epoch FROM created_at) * 1000000 AS bigint),"

@@ -317,28 +317,8 @@ def create_payment(
     terminal_id: int | None = None,
     terminal_code: str | None = None,
     cashier_user_id: int | None = None,
-) -> Payment:
-    """Commit a sale: spend the code, take stock, post or hold integrity money and points."""
-    return make_sale(
-        session,
-        partner,
-        req,
-        terminal_id=terminal_id,
-        terminal_code=terminal_code,
-        cashier_user_id=cashier_user_id,
-    ).payment
-
-
-def make_sale(
-    session: Session,
-    partner: Partner,
-    req: PayRequest,
-    *,
-    terminal_id: int | None = None,
-    terminal_code: str | None = None,
-    cashier_user_id: int | None = None,
 ) -> Sale:
-    """`create_payment`, with the wallets' availability after the sale."""
+    """Commit a sale: spend the code, take stock, post or hold integrity money and points."""
     _check_amount(req.amount_fen)
     if not partner.active:
         raise Forbidden("partner_not_eligible", details={"reason": "partner_inactive"})

@@ -34,13 +34,18 @@ def may_manage(actor: User, role: str) -> bool:
     return role in MANAGEABLE_ROLES.get(actor.role, set())
 
 
+def ensure_may_deactivate(actor: User, target: User) -> None:
+    """404 outside the actor's region; 403 for oneself or a role the actor does not manage."""
+    ensure_visible(actor, target)
+    if target.id == actor.id or not may_manage(actor, target.role):
+        raise Forbidden()
+
+
 def deactivate_user(session: Session, actor: User, target: User) -> bool:
     """Turn a staff account off (its sessions and tokens are refused at once, see
     mall.auth.context). Only over a role the actor manages, in the actor's region, never
     oneself. Audited; flushes only. False when the account was already off."""
-    ensure_visible(actor, target)
-    if target.id == actor.id or not may_manage(actor, target.role):
-        raise Forbidden()
+    ensure_may_deactivate(actor, target)
     if not target.active:
         return False
     target.active = False

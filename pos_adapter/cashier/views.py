@@ -456,7 +456,7 @@ def pay() -> Any:
             terminal_id=ctx.terminal.id,
             terminal_code=ctx.terminal.terminal_id,
             cashier_user_id=ctx.user.id,
-        )
+        ).payment
         return jsonify({"payment_id": payment.public_id}), 201
 
     resp = _run_once(work)

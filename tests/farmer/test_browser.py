@@ -4,40 +4,20 @@ go to test-artifacts/farmer/; no console errors."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import chromium, screenshot
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "farmer"
-
 
 @pytest.fixture
 def phone(live_server: LiveServer) -> Any:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh --browser)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         context = browser.new_context(
             viewport={"width": 360, "height": 740},
             device_scale_factor=2,
@@ -63,12 +43,10 @@ def phone(live_server: LiveServer) -> Any:
             yield page
         finally:
             context.close()
-            browser.close()
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    screenshot(page, f"{name}.png", "farmer")
 
 
 def test_farmer_journey(live_server: LiveServer, phone: Any) -> None:

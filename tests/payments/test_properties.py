@@ -55,7 +55,7 @@ def _apply(session: Session, world: World, payments: list[Any], op: tuple[Any, .
             items=items,
             capture=capture_now,
         )
-        payments.append(create_payment(session, world.partner, req))
+        payments.append(create_payment(session, world.partner, req).payment)
         return
     if not payments:
         return

@@ -21,7 +21,7 @@ def _pay(session: Session, world: World, amount: int, towels: int = 0):  # type:
             items=[ItemRequest("TOWEL", towels)] if towels else [],
         ),
         terminal_code="test",
-    )
+    ).payment
 
 
 def test_worked_example(session: Session, world: World) -> None:

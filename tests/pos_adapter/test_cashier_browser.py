@@ -6,40 +6,21 @@ test-artifacts/ at 1024x768 (a till's screen) and 390x844 (a phone)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.live import ROOT, LiveServer
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser import Console, chromium, screenshot
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (never downloaded)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def _cashier(live_server: LiveServer) -> dict[str, Any]:
@@ -68,18 +49,6 @@ def _tab_to(page: Any, selector: str, limit: int = 40) -> None:
     raise AssertionError(f"Tab never reached {selector}")
 
 
-class Console:
-    def __init__(self, page: Any) -> None:
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
 def _login(page: Any, live_server: LiveServer) -> None:
     cashier = _cashier(live_server)
     page.goto(live_server.url + "/cashier/login")
@@ -98,7 +67,7 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     console = Console(page)
     _login(page, live_server)
     assert page.evaluate("document.activeElement.id") == "code-input"
-    _shot(page, "cashier-till-1024x768.png")
+    screenshot(page, "cashier-till-1024x768.png")
 
     # a scanner gun types the card's code and presses Enter
     page.keyboard.type(household["card_code"])
@@ -116,14 +85,14 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     assert f"{float(due) + float(discount):.2f}" == "12.30"
     _tab_to(page, "#pin")
     page.keyboard.type(household["pin"])
-    _shot(page, "cashier-quote-1024x768.png")
+    screenshot(page, "cashier-quote-1024x768.png")
     page.keyboard.press("Enter")
     page.wait_for_url("**/cashier/payments/pay_*")
     assert page.is_visible("#receipt")
     assert due in page.inner_text("#receipt-due")
     assert page.evaluate("document.activeElement.id") == "next-sale"
     receipt_url = page.url
-    _shot(page, "cashier-receipt-1024x768.png")
+    screenshot(page, "cashier-receipt-1024x768.png")
 
     # refund part of it
     _tab_to(page, "#refund-amount")
@@ -138,12 +107,12 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url("**/cashier/day")
     assert receipt_url.rsplit("/", 1)[1] in page.content()
-    _shot(page, "cashier-day-1024x768.png")
+    screenshot(page, "cashier-day-1024x768.png")
     _tab_to(page, "a[href='/cashier/statement']")
     page.keyboard.press("Enter")
     page.wait_for_url("**/cashier/statement")
     assert page.inner_text("#net-payable").strip()
-    _shot(page, "cashier-statement-1024x768.png")
+    screenshot(page, "cashier-statement-1024x768.png")
 
     # back to the till: Esc clears, the code field has the focus again
     page.goto(live_server.url + "/cashier/")
@@ -172,9 +141,9 @@ def test_the_till_on_a_phone(browser: Any, live_server: LiveServer) -> None:
     _expect(page.locator("#q-amount")).to_have_text("8.00")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "the till scrolls sideways on a phone"
-    _shot(page, "cashier-till-390x844.png")
+    screenshot(page, "cashier-till-390x844.png")
     page.goto(live_server.url + "/cashier/statement?lang=en")
     assert "Daily statement" in page.content()
-    _shot(page, "cashier-statement-en-390x844.png")
+    screenshot(page, "cashier-statement-en-390x844.png")
     assert console.errors == []
     context.close()

@@ -6,26 +6,15 @@ errors. Skipped when /usr/bin/chromium is missing (never downloaded)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.live import ROOT, LiveServer
+from tests.browser import Console, chromium, screenshot
+from tests.live import LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOWNSHIP_ONE_VILLAGES = ("龙场村", "新寨村", "花甲村")
 
 pytestmark = pytest.mark.browser
@@ -33,27 +22,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (never downloaded)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-class Console:
-    def __init__(self, page: Any) -> None:
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-
-def _shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    with chromium() as browser:
+        yield browser
 
 
 def _farmer_login(page: Any, url: str, household: dict[str, Any]) -> int:
@@ -100,14 +70,14 @@ def test_reserve_then_pick_up(browser: Any, live_server: LiveServer) -> None:
     page.click(f"a[href='/m/reservations/new?partner_id={shop['partner_id']}']")
     page.wait_for_selector("#reserve-form")
     page.fill("#qty-TOWEL", "1")
-    _shot(page, "reservation-new-390x844.png")
+    screenshot(page, "reservation-new-390x844.png")
     page.click("#reserve")
     page.wait_for_selector("#pickup-code")
     shown = page.inner_text("#pickup-code").strip()
     assert re.fullmatch(r"\d{4} \d{4}", shown), shown
     assert page.is_visible("#pickup-qr")
     assert page.evaluate("document.querySelector('#pickup-qr').naturalWidth") > 0
-    _shot(page, "reservation-code-390x844.png")
+    screenshot(page, "reservation-code-390x844.png")
     detail_url = page.url
 
     till = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
@@ -129,18 +99,18 @@ def test_reserve_then_pick_up(browser: Any, live_server: LiveServer) -> None:
     cashier_page.keyboard.press("Enter")
     cashier_page.wait_for_selector("#reservation")
     assert "毛巾" in cashier_page.inner_text("#reservation")
-    _shot(cashier_page, "cashier-pickup-1024x768.png")
+    screenshot(cashier_page, "cashier-pickup-1024x768.png")
     cashier_page.click("#confirm-pickup")
     cashier_page.wait_for_url("**/cashier/payments/pay_*")
     assert "已取货" in cashier_page.inner_text(".note-success")
     assert cashier_page.is_visible("#receipt")
-    _shot(cashier_page, "cashier-pickup-receipt-1024x768.png")
+    screenshot(cashier_page, "cashier-pickup-receipt-1024x768.png")
 
     page.goto(detail_url)
     assert page.inner_text("#status").strip() == "已取货"
     page.goto(url + "/m/")
     assert int(page.inner_text("#points").strip()) == points_before - 5
-    _shot(page, "reservation-collected-390x844.png")
+    screenshot(page, "reservation-collected-390x844.png")
     assert farmer_console.errors == []
     assert cashier_console.errors == []
     phone.close()

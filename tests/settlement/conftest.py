@@ -40,7 +40,7 @@ def pay(
             external_ref=ref,
         ),
         terminal_code="test",
-    )
+    ).payment
 
 
 @dataclass

@@ -56,7 +56,7 @@ def _sales(app: Flask) -> dict[str, Any]:
             partner,
             PayRequest(code=sign_dynamic_code(session, h).code, amount_fen=10_000),
             terminal_code="test",
-        )
+        ).payment
         for h in households
     ]
     session.commit()
