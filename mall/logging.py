@@ -37,6 +37,10 @@ class _ScrubFilter(logging.Filter):
     """Applies the same masking to stdlib records (werkzeug, gunicorn, sqlalchemy)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):
+            # structlog's own event, which the formatter needs as a dict: `_scrub_event`
+            # masks it, after the exception (if any) has been rendered into it.
+            return True
         record.msg = scrub(record.getMessage())
         record.args = None
         return True

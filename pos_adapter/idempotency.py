@@ -1,12 +1,16 @@
 """Idempotency-Key handling (POS API v1, section 2), stored in the database.
 
-The key row is inserted and committed first, in its own short transaction: a concurrent
-repeat (another worker, another host) finds it and answers request_in_progress instead of
-running the work twice. The work and its stored response then commit together, so after a
-crash there is either both or neither (a key left without a response for longer than
-`LEASE` is taken over by the next repeat). Final responses below 500 are stored, including
-refusals: a repeat gets exactly the first answer. A 5xx stores nothing and frees the key,
-so a client retrying after a server failure runs the request again.
+The key row is claimed inside the request's own transaction and committed with the work and
+its stored response, so there is always both or neither: a crash, a 5xx or a killed worker
+leaves no trace, and the client's retry simply runs the request. On PostgreSQL the claim also
+takes a transaction-scoped advisory lock on the key: a concurrent repeat (another worker,
+another host) cannot take it, finds no committed row, and answers request_in_progress instead
+of running the work twice or waiting. On SQLite every write transaction is serial anyway.
+
+Final responses below 500 are stored, including refusals (the work is rolled back, then the
+refusal is stored): a repeat gets exactly the first answer. A row without a response is only
+ever committed by an older version of this module (which claimed in a transaction of its own);
+such a row is in progress for `LEASE`, then taken over by the next repeat.
 """
 
 from __future__ import annotations
@@ -18,12 +22,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Request, Response, current_app
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from mall.clock import as_aware, utcnow
-from mall.db import commit_without_waiting_for_disk, insert_for
+from mall.db import insert_for
+from mall.driver_sql import DriverStatement
 from mall.errors import Conflict, DomainError, ValidationFailed
 from pos_adapter.models import PosIdempotencyKey
 
@@ -62,25 +80,72 @@ def form_digest(req: Request) -> str:
     return h.hexdigest()
 
 
-def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datetime) -> Any:
-    """Insert the key row, or return the existing one (None when we own a fresh row)."""
-    ins = insert_for(session, _keys)
+def _advisory_key(terminal_pk: int, key: str) -> int:
+    """A signed 64-bit lock id for (terminal, key), apart from the app's other advisory locks
+    by its prefix. A collision only makes a repeat answer request_in_progress (retryable)."""
+    digest = hashlib.blake2b(f"pos-idempotency:{terminal_pk}:{key}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _claim_statement(dialect: str) -> Any:
+    """INSERT the key row unless it exists; on PostgreSQL only once the key's advisory lock
+    is ours (a repeat running elsewhere holds it until its transaction ends)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    free = (
+        func.pg_try_advisory_xact_lock(bindparam("b_lock_id", type_=BigInteger))
+        if dialect == "postgresql"
+        else true()
+    )
+    row = select(
+        bindparam("b_terminal_id", type_=Integer),
+        bindparam("b_key", type_=String),
+        bindparam("b_request_hash", type_=String),
+        bindparam("b_created_at", type_=DateTime(timezone=True)),
+    ).where(free)
+    columns = [_keys.c.terminal_id, _keys.c.key, _keys.c.request_hash, _keys.c.created_at]
     # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT DO NOTHING.
-    inserted = session.execute(
-        ins.values(terminal_id=terminal_pk, key=key, request_hash=digest, created_at=now)
-        .on_conflict_do_nothing()
-        .returning(_keys.c.id)
-    ).first()
+    return insert(_keys).from_select(columns, row).on_conflict_do_nothing().returning(_keys.c.id)
+
+
+_CLAIM = DriverStatement(_claim_statement)
+_STORE = DriverStatement(
+    lambda _dialect: (
+        update(_keys)
+        .where(_keys.c.terminal_id == bindparam("b_terminal_id"), _keys.c.key == bindparam("b_key"))
+        .values(
+            response_status=bindparam("b_status", type_=Integer),
+            response_body=bindparam("b_body", type_=String),
+            completed_at=bindparam("b_completed_at", type_=DateTime(timezone=True)),
+        )
+    )
+)
+
+
+def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datetime) -> Any:
+    """Insert the key row in this transaction, or return the stored one to replay (None when
+    the request is ours to run)."""
+    inserted = _CLAIM.first(
+        session,
+        {
+            "b_lock_id": _advisory_key(terminal_pk, key),
+            "b_terminal_id": terminal_pk,
+            "b_key": key,
+            "b_request_hash": digest,
+            "b_created_at": now,
+        },
+    )
     if inserted is not None:
-        commit_without_waiting_for_disk(session)
         return None
     row = session.execute(
         select(_keys).where(_keys.c.terminal_id == terminal_pk, _keys.c.key == key)
-    ).one()
+    ).first()
+    if row is None:  # the lock is taken and the row not committed: the first is still running
+        raise Conflict("request_in_progress", details={"idempotency_key": key})
     if row.request_hash != digest:
         raise Conflict("idempotency_conflict", details={"idempotency_key": key})
     if row.response_status is not None:
         return row
+    # A claim committed without a response (an older version of this module; see above).
     if as_aware(row.created_at) > now - LEASE:
         raise Conflict("request_in_progress", details={"idempotency_key": key})
     taken = session.execute(
@@ -94,7 +159,6 @@ def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datet
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("request_in_progress", details={"idempotency_key": key})
-    commit_without_waiting_for_disk(session)
     return None
 
 
@@ -124,44 +188,74 @@ def run(
     unless given: the cashier pages send the key in a hidden form field, and their form
     body is consumed by the CSRF check before the view runs (see `form_digest`)."""
     key = _key(req) if key is None else _checked_key(key)
-    now = utcnow()
-    existing = _claim(session, terminal_pk, key, digest or request_hash(req), now)
+    digest = digest or request_hash(req)
+    existing = _claim(session, terminal_pk, key, digest, utcnow())
     if existing is not None:
         return _replay(existing)
     try:
         resp = current_app.make_response(work())
     except (DomainError, HTTPException) as exc:
-        if isinstance(exc, DomainError) and exc.keeps_changes:
-            session.commit()  # e.g. a PIN failure count (nothing else was written)
-        else:
-            session.rollback()
         resp = _error_response(exc)
-        if isinstance(exc, DomainError) and exc.code in _NOT_STORED:
-            _release(session, terminal_pk, key)
+        if isinstance(exc, DomainError) and exc.keeps_changes:
+            # e.g. a PIN failure count: it commits together with the stored refusal
+            _store(session, terminal_pk, key, resp)
             return resp
+        session.rollback()
+        if not (isinstance(exc, DomainError) and exc.code in _NOT_STORED):
+            _store_refusal(session, terminal_pk, key, digest, resp)
+        return resp
     except Exception:
         session.rollback()
-        _release(session, terminal_pk, key)
         raise
     if resp.status_code >= 500:
-        session.rollback()
-        _release(session, terminal_pk, key)
+        session.rollback()  # the claim goes with it: a retry runs the request again
         return resp
-    session.execute(
-        update(_keys)
-        .where(_keys.c.terminal_id == terminal_pk, _keys.c.key == key)
-        .values(
-            response_status=resp.status_code,
-            response_body=resp.get_data(as_text=True),
-            completed_at=utcnow(),
-        )
-    )
-    session.commit()
+    _store(session, terminal_pk, key, resp)
     return resp
 
 
-def _release(session: Session, terminal_pk: int, key: str) -> None:
-    session.execute(delete(_keys).where(_keys.c.terminal_id == terminal_pk, _keys.c.key == key))
+def _store(session: Session, terminal_pk: int, key: str, resp: Response) -> None:
+    """Record the response on this transaction's claim and commit it with the work."""
+    _STORE.rowcount(
+        session,
+        {
+            "b_terminal_id": terminal_pk,
+            "b_key": key,
+            "b_status": resp.status_code,
+            "b_body": resp.get_data(as_text=True),
+            "b_completed_at": utcnow(),
+        },
+    )
+    session.commit()
+
+
+def _store_refusal(
+    session: Session, terminal_pk: int, key: str, digest: str, resp: Response
+) -> None:
+    """After the work rolled back (and the claim with it): the key and its refusal, in a
+    transaction of their own. Should a repeat have claimed the key meanwhile, its row waits
+    on ours or wins; a row left without a response is completed."""
+    now = utcnow()
+    ins = insert_for(session, _keys).values(
+        terminal_id=terminal_pk,
+        key=key,
+        request_hash=digest,
+        created_at=now,
+        response_status=resp.status_code,
+        response_body=resp.get_data(as_text=True),
+        completed_at=now,
+    )
+    session.execute(
+        ins.on_conflict_do_update(
+            index_elements=[_keys.c.terminal_id, _keys.c.key],
+            set_={
+                "response_status": ins.excluded.response_status,
+                "response_body": ins.excluded.response_body,
+                "completed_at": ins.excluded.completed_at,
+            },
+            where=_keys.c.response_status.is_(None) & (_keys.c.request_hash == digest),
+        )
+    )
     session.commit()
 
 

@@ -125,7 +125,7 @@ class SaleAccounts:
 
 
 def _read_sale_accounts(
-    session: Session, subject: CreditSubject, partner_id: int | None
+    session: Session, subject: CreditSubject, partner_id: int | None, *, lock: bool = False
 ) -> tuple[Wallets, dict[str, Account]]:
     wallets: dict[str, Account] = {}
     payables: dict[str, Account] = {}
@@ -134,7 +134,8 @@ def _read_sale_accounts(
         "subject_id": subject.id,
         "partner_id": partner_id,
     }
-    for account in session.scalars(_SALE_ACCOUNTS, params):
+    stmt = _SALE_ACCOUNTS_LOCKED if lock else _SALE_ACCOUNTS
+    for account in session.scalars(stmt, params):
         if account.kind == PARTNER_PAYABLE:
             payables[account.asset] = account
         else:
@@ -150,14 +151,23 @@ def _read_sale_accounts(
     )
 
 
+# In id order, as every lock on accounts is taken (mall/ledger/posting.py); the rows'
+# balances overwrite whatever the session had loaded before the lock.
+_SALE_ACCOUNTS_LOCKED = (
+    _SALE_ACCOUNTS.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
+)
+
+
 def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
     """Both wallets, in one read when they exist (as they do for every funded household)."""
     return _read_sale_accounts(session, subject, None)[0]
 
 
 def sale_accounts(session: Session, subject: CreditSubject, partner_id: int) -> SaleAccounts:
-    """The household's wallets and the partner's payables for a sale, in one read."""
-    wallets, payables = _read_sale_accounts(session, subject, partner_id)
+    """The household's wallets and the partner's payables for a sale, in one read that locks
+    them (FOR UPDATE, in id order): the sale is priced on balances nobody else can move
+    before it posts. A wallet opened here (a household never funded) holds nothing yet."""
+    wallets, payables = _read_sale_accounts(session, subject, partner_id, lock=True)
     return SaleAccounts(wallets, subject.township_id, partner_id, payables)
 
 

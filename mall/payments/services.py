@@ -32,11 +32,12 @@ from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes.services import VerifiedCode, check_card_pin, consume_dynamic_code, verify_code
+from mall.driver_sql import MappedInsert
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import sale_accounts
 from mall.ledger.holds import capture_hold, place_hold, void_hold
 from mall.ledger.models import CNY, HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, POINTS, Account
-from mall.ledger.posting import EntrySpec, Leg, Source, lock_accounts, post_entries, reverse_entry
+from mall.ledger.posting import EntrySpec, Leg, Source, post_entries, reverse_entry
 from mall.partners.models import Partner
 from mall.payments.models import Payment, PaymentItem
 from mall.payments.rates import (
@@ -309,6 +310,10 @@ class Sale:
     available_points: int
 
 
+# The payment row is written by one statement, not the unit of work (mall/driver_sql.py).
+_INSERT_PAYMENT = MappedInsert(Payment)
+
+
 def create_payment(
     session: Session,
     partner: Partner,
@@ -328,10 +333,10 @@ def create_payment(
     lines = _lines(session, partner, subject, req.items)
     for line in lines:
         take_stock(session, line.goods.id, line.qty)
-    accounts = sale_accounts(session, subject, partner.id)
+    accounts = sale_accounts(session, subject, partner.id)  # locked until the commit
     wallets = accounts.wallets
-    locked = lock_accounts(session, subject.township_id, [wallets.integrity.id, wallets.points.id])
-    integrity_state, points_state = locked[wallets.integrity.id], locked[wallets.points.id]
+    integrity_available = wallets.integrity.posted_balance - wallets.integrity.held_balance
+    points_available = wallets.points.posted_balance - wallets.points.held_balance
     q = _price(
         session,
         partner,
@@ -339,8 +344,8 @@ def create_payment(
         req.amount_fen,
         lines,
         req.use_integrity,
-        integrity_state.posted - integrity_state.held,
-        points_state.posted - points_state.held,
+        integrity_available,
+        points_available,
     )
     now = utcnow()
     payment = Payment(
@@ -453,14 +458,15 @@ def create_payment(
                 idempotency_key=f"pay:{payment.public_id}:hold:points",
             )
             payment.points_hold_id = hold.id
-    session.add(payment)
-    session.flush()
+    _INSERT_PAYMENT.insert(session, payment)
+    if payment.items:
+        session.flush()
     # Posting lowers the posted balance and a hold raises the held one: either way what is
     # available drops by exactly what the sale took.
     return Sale(
         payment,
-        integrity_state.posted - integrity_state.held - q.integrity_discount_fen,
-        points_state.posted - points_state.held - q.points_cost,
+        integrity_available - q.integrity_discount_fen,
+        points_available - q.points_cost,
     )
 
 

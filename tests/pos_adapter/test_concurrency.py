@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mall.catalog.services import create_goods
 from mall.clock import utcnow
@@ -19,6 +19,7 @@ from mall.ledger.models import Account
 from mall.partners.services import create_terminal
 from mall.payments.models import OfflineRecord, Payment
 from mall.payments.services import available_balances
+from pos_adapter import idempotency
 from tests.factories import PIN, make_county, make_household, make_partner
 from tests.pos_adapter.conftest import Till, fund_household, rate
 
@@ -49,11 +50,13 @@ def _setup(app: Flask, integrity_fen: int, points: int = 0, rank: int = 5) -> di
     return {"terminal": terminal, "secret": secret, "household": household, "goods": goods}
 
 
-def _parallel(app: Flask, ctx: dict[str, Any], bodies: list[Any], path: str) -> list[Any]:
+def _parallel(
+    app: Flask, ctx: dict[str, Any], bodies: list[Any], path: str, key: str | None = None
+) -> list[Any]:
     def one(body: Any) -> tuple[int, dict[str, Any]]:
         with app.app_context():
             till = Till(app.test_client(), ctx["terminal"], ctx["secret"])
-            r = till.post(path, body)
+            r = till.post(path, body, key=key)
             db.session.remove()
             return r.status_code, r.json
 
@@ -72,6 +75,42 @@ def test_one_dynamic_code_twenty_tills(committed: Flask) -> None:
     assert statuses == {201: 1, 409: 19}, results
     assert {b["error"]["code"] for s, b in results if s == 409} == {"code_already_used"}
     assert db.session.scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def test_one_idempotency_key_from_twelve_requests_at_once(committed: Flask) -> None:
+    ctx = _setup(committed, integrity_fen=100_000)
+    code = sign_dynamic_code(db.session(), ctx["household"]).code
+    db.session.commit()
+    body = {"code": code, "amount_fen": 1_000}
+    results = _parallel(committed, ctx, [body] * 12, "/pos/v1/payments", key="twelve")
+    # The first runs; a repeat arriving while it runs is refused as in progress, one arriving
+    # after it committed replays its answer. Never a second payment, never a 500.
+    assert {s for s, _ in results} <= {201, 409}, results
+    assert {b["error"]["code"] for s, b in results if s == 409} <= {"request_in_progress"}
+    assert len({b["payment_id"] for s, b in results if s == 201}) == 1
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 1
+    # Once the first has finished, every repeat gets its answer.
+    again = _parallel(committed, ctx, [body] * 4, "/pos/v1/payments", key="twelve")
+    assert {(s, b["payment_id"]) for s, b in again} == {
+        (201, next(b["payment_id"] for s, b in results if s == 201))
+    }
+
+
+def test_a_key_being_run_elsewhere_is_in_progress(committed: Flask) -> None:
+    """While another transaction holds the key's claim (its advisory lock), a repeat answers
+    request_in_progress at once; when that transaction rolls back, the repeat runs."""
+    ctx = _setup(committed, integrity_fen=100_000)
+    code = sign_dynamic_code(db.session(), ctx["household"]).code
+    db.session.commit()
+    body = {"code": code, "amount_fen": 1_000}
+    lock_id = idempotency._advisory_key(ctx["terminal"].id, "held")
+    with db.engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+        [(status, answer)] = _parallel(committed, ctx, [body], "/pos/v1/payments", key="held")
+        assert (status, answer["error"]["code"]) == (409, "request_in_progress")
+        other.rollback()
+    [(status, answer)] = _parallel(committed, ctx, [body], "/pos/v1/payments", key="held")
+    assert status == 201, answer
 
 
 def test_forty_card_payments_on_one_wallet(committed: Flask) -> None:

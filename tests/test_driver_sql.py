@@ -1,0 +1,112 @@
+"""mall.driver_sql: Core statements run on the driver where SQLAlchemy would add nothing, and
+through SQLAlchemy with the same answers everywhere else."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import bindparam, event, select, update
+from sqlalchemy.orm import Session
+
+from mall.driver_sql import DriverStatement, MappedInsert
+from mall.extensions import db
+from mall.regions.models import Region
+from mall.regions.services import create_region
+from pos_adapter import idempotency
+from tests.conftest import is_postgres
+
+_regions = Region.__table__
+
+_BY_CODE = DriverStatement(
+    lambda _d: select(_regions.c.id, _regions.c.name).where(_regions.c.code == bindparam("code"))
+)
+_RENAME = DriverStatement(
+    lambda _d: (
+        update(_regions)
+        .where(_regions.c.code == bindparam("b_code"))
+        .values(name=bindparam("b_name"))
+    )
+)
+
+
+def _statements_seen_by_sqlalchemy(session: Session) -> list[str]:
+    seen: list[str] = []
+    event.listen(session.connection(), "before_cursor_execute", lambda *a: seen.append(a[2]))
+    return seen
+
+
+def test_rows_first_and_rowcount_answer_alike_on_every_backend(session: Session) -> None:
+    county = create_region(session, kind="county", code="C-DRV", name="试验县")
+    session.flush()
+    assert _BY_CODE.rows(session, {"code": "C-DRV"}) == [(county.id, "试验县")]
+    assert _BY_CODE.first(session, {"code": "nobody"}) is None
+    assert _RENAME.rowcount(session, {"b_code": "C-DRV", "b_name": "改名县"}) == 1
+    assert _RENAME.rowcount(session, {"b_code": "nobody", "b_name": "x"}) == 0
+    # The same transaction: the change is there for the session, and rolls back with it.
+    session.expire(county)
+    assert county.name == "改名县"
+
+
+@pytest.mark.postgres_only
+def test_on_postgresql_plain_statements_bypass_sqlalchemy(session: Session) -> None:
+    dialect = session.get_bind().dialect
+    assert _BY_CODE.runs_on_driver(dialect)
+    # The POS hot path: the idempotency claim and its stored answer, the payment row.
+    from mall.payments.services import _INSERT_PAYMENT
+
+    for hot in (idempotency._CLAIM, idempotency._STORE, _INSERT_PAYMENT._statement):
+        assert hot.runs_on_driver(dialect)
+    seen = _statements_seen_by_sqlalchemy(session)
+    _BY_CODE.rows(session, {"code": "x"})
+    assert seen == []
+
+
+def test_statements_that_need_sqlalchemy_keep_it(session: Session) -> None:
+    dialect = session.get_bind().dialect
+    # JSON needs SQLAlchemy's serializer; an expanding IN is rendered per call.
+    settings = DriverStatement(
+        lambda _d: (
+            update(_regions)
+            .where(_regions.c.code == bindparam("b_code"))
+            .values(settings=bindparam("b_settings", type_=_regions.c.settings.type))
+        )
+    )
+    some = DriverStatement(
+        lambda _d: select(_regions.c.id).where(
+            _regions.c.code.in_(bindparam("codes", expanding=True))
+        )
+    )
+    assert not settings.runs_on_driver(dialect)
+    assert not some.runs_on_driver(dialect)
+    create_region(session, kind="county", code="C-JSON", name="县")
+    session.flush()
+    seen = _statements_seen_by_sqlalchemy(session)
+    assert settings.rowcount(session, {"b_code": "C-JSON", "b_settings": {"a": [1]}}) == 1
+    assert len(some.rows(session, {"codes": ["C-JSON", "none"]})) == 1
+    assert len(seen) == 2
+    assert session.scalar(select(Region.settings).where(Region.code == "C-JSON")) == {"a": [1]}
+
+
+def test_a_mapped_insert_leaves_a_clean_persistent_instance(session: Session) -> None:
+    inserter = MappedInsert(Region)
+    region = Region(kind="county", code="C-INS", name="插入县", settings={})
+    inserter.insert(session, region)
+    assert region.id is not None
+    assert region in session
+    assert not session.new
+    assert not session.dirty
+    assert region.parent_id is None  # unset, no default: NULL, known without a query
+    seen = _statements_seen_by_sqlalchemy(session)
+    assert (region.kind, region.code, region.township_id) == ("county", "C-INS", None)
+    assert seen == []
+    # It is the row: the identity map and the database agree.
+    assert session.get(Region, region.id) is region
+    assert db.session.scalar(select(Region.name).where(Region.id == region.id)) == "插入县"
+
+
+def test_a_computed_default_must_be_set_first(session: Session) -> None:
+    with pytest.raises(ValueError, match="settings"):
+        MappedInsert(Region).insert(session, Region(kind="county", code="C-NO", name="县"))
+
+
+def test_backend_switch_is_by_dialect(session: Session) -> None:
+    assert _BY_CODE.runs_on_driver(session.get_bind().dialect) is is_postgres()
