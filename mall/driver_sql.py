@@ -18,7 +18,7 @@ use it for statements whose rows are values, not for loading entities.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,7 +45,7 @@ class DriverStatement:
 
     def rows(self, session: Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows the statement answers (none for DML without RETURNING)."""
-        conn = session.connection()
+        conn = _connection(session)
         prepared = self._prepared(conn.dialect)
         if prepared.compiled is None:
             result = conn.execute(prepared.statement, dict(params))
@@ -59,7 +59,7 @@ class DriverStatement:
 
     def rowcount(self, session: Session, params: Mapping[str, Any]) -> int:
         """Rows changed by an UPDATE or DELETE."""
-        conn = session.connection()
+        conn = _connection(session)
         prepared = self._prepared(conn.dialect)
         if prepared.compiled is None:
             result = conn.execute(prepared.statement, dict(params))
@@ -134,6 +134,32 @@ class MappedInsert:
         session.add(instance)
 
 
+class EntityLoader:
+    """Instances of one model from rows a DriverStatement read: `columns` first in its
+    SELECT, then `attach` makes each row's leading values a persistent, clean instance, as
+    an ORM query would (an instance already in the session's identity map is the answer,
+    as the ORM's is; relationships load lazily as usual)."""
+
+    def __init__(self, model: type) -> None:
+        mapper: Mapper[Any] = inspect(model)
+        self._mapper = mapper
+        self._keys = [attr.key for attr in mapper.column_attrs]
+        self.columns: list[Any] = [attr.columns[0] for attr in mapper.column_attrs]
+        self._pk_at = [self.columns.index(column) for column in mapper.primary_key]
+
+    def attach(self, session: Session, row: Sequence[Any]) -> Any:
+        identity = self._mapper.identity_key_from_primary_key(tuple(row[i] for i in self._pk_at))
+        found = session.identity_map.get(identity)
+        if found is not None:
+            return found
+        instance = self._mapper.class_manager.new_instance()
+        # What the ORM's own loader does: column values straight into the instance's dict.
+        instance.__dict__.update(zip(self._keys, row, strict=False))
+        make_transient_to_detached(instance)
+        session.add(instance)
+        return instance
+
+
 def _needs_no_processing(compiled: SQLCompiler, dialect: Dialect) -> bool:
     if "POSTCOMPILE" in compiled.string:  # an expanding IN: rendered per call by SQLAlchemy
         return False
@@ -151,6 +177,13 @@ def _processed(type_: Any, dialect: Dialect) -> bool:
     if isinstance(type_, Boolean) and dialect.supports_native_boolean:
         return False
     return type_._cached_bind_processor(dialect) is not None
+
+
+def _connection(session: Session) -> Connection:
+    # As the ORM does before it queries: pending changes first (nearly free when none).
+    if session.autoflush:
+        session.flush()
+    return session.connection()
 
 
 def _driver(conn: Connection) -> Any:

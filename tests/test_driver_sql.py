@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session
 
-from mall.driver_sql import DriverStatement, MappedInsert
+from mall.driver_sql import DriverStatement, EntityLoader, MappedInsert
 from mall.extensions import db
 from mall.regions.models import Region
 from mall.regions.services import create_region
@@ -50,10 +50,19 @@ def test_rows_first_and_rowcount_answer_alike_on_every_backend(session: Session)
 def test_on_postgresql_plain_statements_bypass_sqlalchemy(session: Session) -> None:
     dialect = session.get_bind().dialect
     assert _BY_CODE.runs_on_driver(dialect)
-    # The POS hot path: the idempotency claim and its stored answer, the payment row.
+    # The POS hot path: the idempotency claim and its stored answer, the holder read, the
+    # dynamic code spent, the payment row.
+    from mall.codes.services import _HOLDER_BY_REF, _SPEND_CODE
     from mall.payments.services import _INSERT_PAYMENT
 
-    for hot in (idempotency._CLAIM, idempotency._STORE, _INSERT_PAYMENT._statement):
+    hot_path = (
+        idempotency._CLAIM,
+        idempotency._STORE,
+        _HOLDER_BY_REF,
+        _SPEND_CODE,
+        _INSERT_PAYMENT._statement,
+    )
+    for hot in hot_path:
         assert hot.runs_on_driver(dialect)
     seen = _statements_seen_by_sqlalchemy(session)
     _BY_CODE.rows(session, {"code": "x"})
@@ -106,6 +115,45 @@ def test_a_mapped_insert_leaves_a_clean_persistent_instance(session: Session) ->
 def test_a_computed_default_must_be_set_first(session: Session) -> None:
     with pytest.raises(ValueError, match="settings"):
         MappedInsert(Region).insert(session, Region(kind="county", code="C-NO", name="县"))
+
+
+_REGION_ROWS = EntityLoader(Region)
+_REGION_BY_CODE = DriverStatement(
+    lambda _d: select(*_REGION_ROWS.columns, _regions.c.code.label("again")).where(
+        _regions.c.code == bindparam("code")
+    )
+)
+
+
+def test_an_entity_loader_attaches_what_a_query_would(session: Session) -> None:
+    county = create_region(session, kind="county", code="C-LOAD", name="读取县")
+    session.commit()
+    session.expunge_all()
+    row = _REGION_BY_CODE.first(session, {"code": "C-LOAD"})
+    assert row is not None
+    seen = _statements_seen_by_sqlalchemy(session)
+    region = _REGION_ROWS.attach(session, row)
+    assert (region.id, region.name, region.settings, row[-1]) == (
+        county.id,
+        "读取县",
+        county.settings,
+        "C-LOAD",
+    )
+    assert region in session
+    assert not session.dirty
+    assert seen == []  # every column came with the row
+    assert session.get(Region, county.id) is region
+    # An instance the session already holds is the answer, unsaved changes and all.
+    region.name = "未保存"
+    again = _REGION_ROWS.attach(session, _REGION_BY_CODE.first(session, {"code": "C-LOAD"}))
+    assert again is region
+    assert again.name == "未保存"
+
+
+def test_pending_changes_are_flushed_first(session: Session) -> None:
+    session.add(Region(kind="county", code="C-PEND", name="待写县", settings={}))
+    assert session.new
+    assert _BY_CODE.first(session, {"code": "C-PEND"}) is not None
 
 
 def test_backend_switch_is_by_dialect(session: Session) -> None:

@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
-from sqlalchemy import Table, bindparam, delete, func, select
+from sqlalchemy import DateTime, String, Table, bindparam, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
-from mall.db import insert_for
+from mall.driver_sql import DriverStatement, EntityLoader
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, Account
 from mall.regions.models import Region
@@ -140,15 +141,18 @@ def _available(kind: str) -> Any:
 
 # Built once: every scan runs it, and building a statement costs about as much as running it.
 # One round trip for the holder, their village's name and what each wallet has available.
-_HOLDER_BY_REF = (
-    select(
-        CreditSubject,
-        Region.name,
-        _available(HOUSEHOLD_INTEGRITY),
-        _available(HOUSEHOLD_POINTS),
+_HOLDERS = EntityLoader(CreditSubject)
+_HOLDER_BY_REF = DriverStatement(
+    lambda _dialect: (
+        select(
+            *_HOLDERS.columns,
+            Region.name,
+            _available(HOUSEHOLD_INTEGRITY),
+            _available(HOUSEHOLD_POINTS),
+        )
+        .outerjoin(Region, Region.id == CreditSubject.village_id)
+        .where(CreditSubject.ref == bindparam("ref"))
     )
-    .outerjoin(Region, Region.id == CreditSubject.village_id)
-    .where(CreditSubject.ref == bindparam("ref"))
 )
 
 
@@ -228,10 +232,11 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
         if not key.verifies_dynamic_at(now):
             raise _invalid("key_retired")
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-    holder = session.execute(_HOLDER_BY_REF, {"ref": claims["sub"]}).first()
+    holder = _HOLDER_BY_REF.first(session, {"ref": claims["sub"]})
     if holder is None:
         raise NotFound("holder_not_found")
-    subject, village_name, available_integrity, available_points = holder
+    subject: CreditSubject = _HOLDERS.attach(session, holder)
+    village_name, available_integrity, available_points = holder[-3:]
     card = None
     if kind == "card":
         card = session.scalar(select(IntegrityCard).where(IntegrityCard.serial == claims["card"]))
@@ -264,6 +269,20 @@ def _may_transact(session: Session, subject: CreditSubject) -> bool:
     return subject.kind == "household" or may_use_wallets(session, subject)
 
 
+_SPEND_CODE = DriverStatement(
+    lambda dialect: (
+        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_used_codes)
+        .values(
+            jti=bindparam("b_jti", type_=String),
+            expires_at=bindparam("b_expires_at", type_=DateTime(timezone=True)),
+            used_at=bindparam("b_used_at", type_=DateTime(timezone=True)),
+        )
+        .on_conflict_do_nothing()
+        .returning(_used_codes.c.jti)
+    )
+)
+
+
 def consume_dynamic_code(session: Session, jti: str, expires_at: datetime) -> None:
     """Spend a dynamic code on a payment; a second use raises code_already_used (409).
 
@@ -271,12 +290,9 @@ def consume_dynamic_code(session: Session, jti: str, expires_at: datetime) -> No
     the same jti waits for the first transaction and then, if that one committed, inserts
     nothing, so exactly one payment wins. The caller's transaction stays usable either way.
     """
-    spent = session.execute(
-        insert_for(session, _used_codes)
-        .values(jti=jti, expires_at=expires_at, used_at=utcnow())
-        .on_conflict_do_nothing()
-        .returning(_used_codes.c.jti)
-    ).first()
+    spent = _SPEND_CODE.first(
+        session, {"b_jti": jti, "b_expires_at": expires_at, "b_used_at": utcnow()}
+    )
     if spent is None:
         raise Conflict("code_already_used")
 
