@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Boolean, Connection, Table, bindparam, insert, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
@@ -147,16 +148,29 @@ class EntityLoader:
         self.columns: list[Any] = [attr.columns[0] for attr in mapper.column_attrs]
         self._pk_at = [self.columns.index(column) for column in mapper.primary_key]
 
-    def attach(self, session: Session, row: Sequence[Any]) -> Any:
-        identity = self._mapper.identity_key_from_primary_key(tuple(row[i] for i in self._pk_at))
-        found = session.identity_map.get(identity)
+    def attach(
+        self, session: Session, row: Sequence[Any], at: int = 0, *, populate_existing: bool = False
+    ) -> Any:
+        """The instance of the row's values from position `at` on, in the session.
+        `populate_existing`: an instance the session holds already takes the row's values
+        (the ORM option of that name; for rows read under a lock)."""
+        pk = tuple(row[at + i] for i in self._pk_at)
+        found = session.identity_map.get(self._mapper.identity_key_from_primary_key(pk))
         if found is not None:
+            if populate_existing:
+                for key, value in zip(self._keys, row[at : at + len(self._keys)], strict=True):
+                    set_committed_value(found, key, value)
             return found
+        instance = self.detached(row, at)
+        session.add(instance)
+        return instance
+
+    def detached(self, row: Sequence[Any], at: int = 0) -> Any:
+        """The instance, in no session (see mall.cache for keeping such copies)."""
         instance = self._mapper.class_manager.new_instance()
         # What the ORM's own loader does: column values straight into the instance's dict.
-        instance.__dict__.update(zip(self._keys, row, strict=False))
+        instance.__dict__.update(zip(self._keys, row[at : at + len(self._keys)], strict=True))
         make_transient_to_detached(instance)
-        session.add(instance)
         return instance
 
 

@@ -24,8 +24,9 @@ from flask import Request
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from mall.cache import HotCache, detached_copy
+from mall.cache import HotCache
 from mall.clock import as_aware, utcnow
+from mall.driver_sql import DriverStatement, EntityLoader
 from mall.errors import Unauthorized
 from mall.partners.models import Partner, Terminal
 from mall.partners.services import terminal_secret
@@ -69,12 +70,17 @@ def _secret(secret_enc: str) -> str:
     return terminal_secret(Terminal(secret_enc=secret_enc))
 
 
-# Built once: every POS request runs it.
-_TERMINAL_BY_CODE = (
-    select(Terminal, Partner)
-    .join(Partner, Partner.id == Terminal.partner_id)
-    .where(Terminal.terminal_id == bindparam("code"))
+# Every POS request runs it (on the driver: mall/driver_sql.py).
+_TERMINALS = EntityLoader(Terminal)
+_PARTNERS = EntityLoader(Partner)
+_TERMINAL_BY_CODE = DriverStatement(
+    lambda _dialect: (
+        select(*_TERMINALS.columns, *_PARTNERS.columns)
+        .join(Partner, Partner.id == Terminal.partner_id)
+        .where(Terminal.terminal_id == bindparam("code"))
+    )
 )
+_PARTNER_AT = len(_TERMINALS.columns)
 
 
 _recent_terminals = HotCache("pos_terminals", (Terminal, Partner))
@@ -94,12 +100,16 @@ def _terminal_and_partner(
     session: Session, terminal_code: str, *, fresh: bool
 ) -> tuple[Terminal, Partner] | None:
     if fresh:
-        row = session.execute(_TERMINAL_BY_CODE, {"code": terminal_code}).first()
-        return None if row is None else (row[0], row[1])
+        row = _TERMINAL_BY_CODE.first(session, {"code": terminal_code})
+        if row is None:
+            return None
+        return _TERMINALS.attach(session, row), _PARTNERS.attach(session, row, _PARTNER_AT)
 
     def load() -> tuple[Terminal, Partner] | None:
-        row = session.execute(_TERMINAL_BY_CODE, {"code": terminal_code}).first()
-        return None if row is None else (detached_copy(row[0]), detached_copy(row[1]))
+        row = _TERMINAL_BY_CODE.first(session, {"code": terminal_code})
+        if row is None:
+            return None
+        return _TERMINALS.detached(row), _PARTNERS.detached(row, _PARTNER_AT)
 
     # The cached copies themselves: a read only reads their columns (neither model has a
     # relationship to load), so they need not join this request's session.

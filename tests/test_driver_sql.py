@@ -53,13 +53,18 @@ def test_on_postgresql_plain_statements_bypass_sqlalchemy(session: Session) -> N
     # The POS hot path: the idempotency claim and its stored answer, the holder read, the
     # dynamic code spent, the payment row.
     from mall.codes.services import _HOLDER_BY_REF, _SPEND_CODE
+    from mall.ledger.accounts import _SALE_ACCOUNTS, _SALE_ACCOUNTS_LOCKED
     from mall.payments.services import _INSERT_PAYMENT
+    from pos_adapter.auth import _TERMINAL_BY_CODE
 
     hot_path = (
         idempotency._CLAIM,
         idempotency._STORE,
+        _TERMINAL_BY_CODE,
         _HOLDER_BY_REF,
         _SPEND_CODE,
+        _SALE_ACCOUNTS,
+        _SALE_ACCOUNTS_LOCKED,
         _INSERT_PAYMENT._statement,
     )
     for hot in hot_path:
@@ -148,6 +153,18 @@ def test_an_entity_loader_attaches_what_a_query_would(session: Session) -> None:
     again = _REGION_ROWS.attach(session, _REGION_BY_CODE.first(session, {"code": "C-LOAD"}))
     assert again is region
     assert again.name == "未保存"
+
+
+def test_populate_existing_overwrites_what_the_session_held(session: Session) -> None:
+    create_region(session, kind="county", code="C-POP", name="原名县")
+    session.commit()
+    region = session.scalars(select(Region).where(Region.code == "C-POP")).one()
+    _RENAME.rowcount(session, {"b_code": "C-POP", "b_name": "新名县"})  # behind the ORM's back
+    row = _REGION_BY_CODE.first(session, {"code": "C-POP"})
+    assert _REGION_ROWS.attach(session, row).name == "原名县"  # as a plain ORM query
+    assert _REGION_ROWS.attach(session, row, populate_existing=True) is region
+    assert region.name == "新名县"
+    assert not session.dirty
 
 
 def test_pending_changes_are_flushed_first(session: Session) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
 from mall.db import insert_for
+from mall.driver_sql import DriverStatement, EntityLoader
 from mall.errors import ValidationFailed
 from mall.ledger.models import (
     ASSETS,
@@ -92,21 +93,33 @@ def household_wallet(session: Session, subject: CreditSubject, kind: str) -> Acc
     )
 
 
-# Built once: every payment reads its accounts with it. With `partner_id` NULL (no partner)
-# the second branch matches nothing and only the wallets are read.
-_SALE_ACCOUNTS = select(Account).where(
-    Account.township_id == bindparam("township_id"),
-    or_(
-        and_(
-            Account.subject_id == bindparam("subject_id"),
-            Account.kind.in_((HOUSEHOLD_POINTS, HOUSEHOLD_INTEGRITY)),
-        ),
-        and_(
-            Account.partner_id == bindparam("partner_id"),
-            Account.kind == PARTNER_PAYABLE,
-        ),
-    ),
-)
+# Every payment reads its accounts with it (on the driver: mall/driver_sql.py). With
+# `partner_id` NULL (no partner) the second branch matches nothing: only the wallets.
+_ACCOUNTS = EntityLoader(Account)
+
+
+def _sale_accounts_statement(*, lock: bool) -> DriverStatement:
+    def build(_dialect: str) -> Any:
+        stmt = select(*_ACCOUNTS.columns).where(
+            Account.township_id == bindparam("township_id"),
+            or_(
+                and_(
+                    Account.subject_id == bindparam("subject_id"),
+                    or_(Account.kind == HOUSEHOLD_POINTS, Account.kind == HOUSEHOLD_INTEGRITY),
+                ),
+                and_(
+                    Account.partner_id == bindparam("partner_id"), Account.kind == PARTNER_PAYABLE
+                ),
+            ),
+        )
+        # In id order, as every lock on accounts is taken (mall/ledger/posting.py).
+        return stmt.order_by(Account.id).with_for_update() if lock else stmt
+
+    return DriverStatement(build)
+
+
+_SALE_ACCOUNTS = _sale_accounts_statement(lock=False)
+_SALE_ACCOUNTS_LOCKED = _sale_accounts_statement(lock=True)
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,9 @@ def _read_sale_accounts(
         "partner_id": partner_id,
     }
     stmt = _SALE_ACCOUNTS_LOCKED if lock else _SALE_ACCOUNTS
-    for account in session.scalars(stmt, params):
+    for row in stmt.rows(session, params):
+        # Read under the lock: the row's balances replace any the session had loaded.
+        account: Account = _ACCOUNTS.attach(session, row, populate_existing=lock)
         if account.kind == PARTNER_PAYABLE:
             payables[account.asset] = account
         else:
@@ -149,13 +164,6 @@ def _read_sale_accounts(
         ),
         payables,
     )
-
-
-# In id order, as every lock on accounts is taken (mall/ledger/posting.py); the rows'
-# balances overwrite whatever the session had loaded before the lock.
-_SALE_ACCOUNTS_LOCKED = (
-    _SALE_ACCOUNTS.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
-)
 
 
 def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
