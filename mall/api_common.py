@@ -82,6 +82,12 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = ArgumentsParser()
 
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        # Given a Schema class, webargs instantiates it on every request, and marshmallow
+        # deep-copies the declared fields each time; one instance serves every request
+        # (a schema keeps no state between loads).
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+
 
 class ErrorDetail(Schema):
     code = fields.String(required=True, metadata={"description": "stable, machine-readable"})
