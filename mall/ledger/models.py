@@ -98,6 +98,15 @@ class Account(Base):
             postgresql_where=text("subject_id IS NOT NULL"),
             sqlite_where=text("subject_id IS NOT NULL"),
         ),
+        # A household's wallets by household (scans, payments, the farmer's balance): the
+        # unique index above leads with kind and asset, so it cannot find them by subject.
+        Index(
+            "ix_ledger_accounts_subject_id",
+            "township_id",
+            "subject_id",
+            postgresql_where=text("subject_id IS NOT NULL"),
+            sqlite_where=text("subject_id IS NOT NULL"),
+        ),
         Index(
             "uq_ledger_accounts_partner",
             "township_id",
