@@ -434,6 +434,10 @@ def main() -> None:
                 check=True,
                 timeout=900,
             )
+            # A live database has its statistics from autovacuum; a bulk load just made has
+            # none until autovacuum gets to it, mid-run. Give the planner them now.
+            with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+                conn.execute("VACUUM (ANALYZE)")
             print(f"database ready in {time.perf_counter() - started:.0f} s", flush=True)
             results = measure(args, env, work)
             results["households"] = len(
