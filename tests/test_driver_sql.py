@@ -52,7 +52,7 @@ def test_on_postgresql_plain_statements_bypass_sqlalchemy(session: Session) -> N
     assert _BY_CODE.runs_on_driver(dialect)
     # The POS hot path: the idempotency claim and its stored answer, the holder read, the
     # dynamic code spent, the payment row.
-    from mall.codes.services import _HOLDER_BY_REF, _SPEND_CODE
+    from mall.codes.services import _HOLDER_BY_REF, _HOLDER_SPENDING_CODE, _SPEND_CODE
     from mall.ledger.accounts import _SALE_ACCOUNTS, _SALE_ACCOUNTS_LOCKED
     from mall.payments.services import _INSERT_PAYMENT
     from pos_adapter.auth import _TERMINAL_BY_CODE
@@ -62,6 +62,7 @@ def test_on_postgresql_plain_statements_bypass_sqlalchemy(session: Session) -> N
         idempotency._STORE,
         _TERMINAL_BY_CODE,
         _HOLDER_BY_REF,
+        _HOLDER_SPENDING_CODE,
         _SPEND_CODE,
         _SALE_ACCOUNTS,
         _SALE_ACCOUNTS_LOCKED,

@@ -142,18 +142,23 @@ def _available(kind: str) -> Any:
 # Built once: every scan runs it, and building a statement costs about as much as running it.
 # One round trip for the holder, their village's name and what each wallet has available.
 _HOLDERS = EntityLoader(CreditSubject)
-_HOLDER_BY_REF = DriverStatement(
-    lambda _dialect: (
+
+
+def _holder_by_ref(*extra: Any) -> Any:
+    return (
         select(
             *_HOLDERS.columns,
             Region.name,
             _available(HOUSEHOLD_INTEGRITY),
             _available(HOUSEHOLD_POINTS),
+            *extra,
         )
         .outerjoin(Region, Region.id == CreditSubject.village_id)
         .where(CreditSubject.ref == bindparam("ref"))
     )
-)
+
+
+_HOLDER_BY_REF = DriverStatement(lambda _dialect: _holder_by_ref())
 
 
 def _invalid(reason: str) -> Unprocessable:
@@ -215,9 +220,14 @@ def _decode(session: Session, code: object) -> tuple[keys.LoadedKey, dict[str, A
     return key, claims
 
 
-def verify_code(session: Session, code: object, *, now: datetime | None = None) -> VerifiedCode:
+def verify_code(
+    session: Session, code: object, *, now: datetime | None = None, spend: bool = False
+) -> VerifiedCode:
     """Who is this code for. Raises invalid_code (422), code_expired (410),
-    holder_not_found (404) or holder_suspended (403). No side effect."""
+    holder_not_found (404) or holder_suspended (403). No side effect, unless `spend`: a
+    dynamic code is then also spent on a payment (see `consume_dynamic_code`; after the
+    checks above, code_already_used (409)), on PostgreSQL in the same round trip as the
+    holder's read. A card code is not spent: the caller checks its PIN."""
     now = now or utcnow()
     ts = now.timestamp()
     skew = policy.allowed_skew_seconds()
@@ -232,7 +242,15 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
         if not key.verifies_dynamic_at(now):
             raise _invalid("key_retired")
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-    holder = _HOLDER_BY_REF.first(session, {"ref": claims["sub"]})
+    spent: bool | None = None  # not spent in the holder's read
+    if spend and kind == "dynamic" and session.get_bind().dialect.name == "postgresql":
+        assert expires_at is not None
+        params = {"ref": claims["sub"], **_spend_params(claims["jti"], expires_at)}
+        holder = _HOLDER_SPENDING_CODE.first(session, params)
+        if holder is not None:
+            holder, spent = holder[:-1], bool(holder[-1])
+    else:
+        holder = _HOLDER_BY_REF.first(session, {"ref": claims["sub"]})
     if holder is None:
         raise NotFound("holder_not_found")
     subject: CreditSubject = _HOLDERS.attach(session, holder)
@@ -249,6 +267,12 @@ def verify_code(session: Session, code: object, *, now: datetime | None = None) 
             raise _invalid("card_revoked")
     if subject.status != "active" or not _may_transact(session, subject):
         raise Forbidden("holder_suspended")
+    if spend and kind == "dynamic":
+        if spent is None:
+            assert expires_at is not None
+            consume_dynamic_code(session, claims["jti"], expires_at)
+        elif not spent:
+            raise Conflict("code_already_used")
     return VerifiedCode(
         subject=subject,
         kind=kind,
@@ -269,8 +293,8 @@ def _may_transact(session: Session, subject: CreditSubject) -> bool:
     return subject.kind == "household" or may_use_wallets(session, subject)
 
 
-_SPEND_CODE = DriverStatement(
-    lambda dialect: (
+def _spend_statement(dialect: str) -> Any:
+    return (
         (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_used_codes)
         .values(
             jti=bindparam("b_jti", type_=String),
@@ -279,6 +303,20 @@ _SPEND_CODE = DriverStatement(
         )
         .on_conflict_do_nothing()
         .returning(_used_codes.c.jti)
+    )
+
+
+def _spend_params(jti: str, expires_at: datetime) -> dict[str, Any]:
+    return {"b_jti": jti, "b_expires_at": expires_at, "b_used_at": utcnow()}
+
+
+_SPEND_CODE = DriverStatement(_spend_statement)
+
+# PostgreSQL: the holder's read and the code's spending in one statement (a data-modifying
+# WITH always runs, whatever the SELECT finds; the caller's checks may still roll it back).
+_HOLDER_SPENDING_CODE = DriverStatement(
+    lambda dialect: _holder_by_ref(
+        select(func.count()).select_from(_spend_statement(dialect).cte("spent")).scalar_subquery()
     )
 )
 
@@ -290,9 +328,7 @@ def consume_dynamic_code(session: Session, jti: str, expires_at: datetime) -> No
     the same jti waits for the first transaction and then, if that one committed, inserts
     nothing, so exactly one payment wins. The caller's transaction stays usable either way.
     """
-    spent = _SPEND_CODE.first(
-        session, {"b_jti": jti, "b_expires_at": expires_at, "b_used_at": utcnow()}
-    )
+    spent = _SPEND_CODE.first(session, _spend_params(jti, expires_at))
     if spent is None:
         raise Conflict("code_already_used")
 

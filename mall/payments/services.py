@@ -31,7 +31,7 @@ from mall.benefits.services import applicable_benefits
 from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
-from mall.codes.services import VerifiedCode, check_card_pin, consume_dynamic_code, verify_code
+from mall.codes.services import VerifiedCode, check_card_pin, verify_code
 from mall.driver_sql import MappedInsert
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import sale_accounts
@@ -292,11 +292,9 @@ class PayRequest:
 
 
 def _spend_code(session: Session, verified: VerifiedCode, pin: str | None) -> None:
-    if verified.kind == "dynamic":
-        assert verified.expires_at is not None
-        consume_dynamic_code(session, verified.jti, verified.expires_at)
-    else:
-        # A PinRejected keeps its failure count (DomainError.keeps_changes).
+    # A dynamic code was spent as it was verified (verify_code(spend=True)); a card is
+    # checked by its PIN, and a PinRejected keeps its failure count (DomainError.keeps_changes).
+    if verified.kind == "card":
         check_card_pin(session, verified.subject, pin)
 
 
@@ -327,7 +325,7 @@ def create_payment(
     _check_amount(req.amount_fen)
     if not partner.active:
         raise Forbidden("partner_not_eligible", details={"reason": "partner_inactive"})
-    verified = verify_code(session, req.code)
+    verified = verify_code(session, req.code, spend=True)
     subject = verified.subject
     _spend_code(session, verified, req.pin)
     lines = _lines(session, partner, subject, req.items)

@@ -446,6 +446,33 @@ def test_a_dynamic_code_pays_once(session: Session, household: CreditSubject) ->
     assert session.scalar(select(func.count()).select_from(UsedDynamicCode)) == 1
 
 
+def test_verifying_with_spend_spends_a_dynamic_code_once(
+    session: Session, household: CreditSubject
+) -> None:
+    code = sign_dynamic_code(session, household, now=NOW).code
+    spent = verify_code(session, code, now=NOW, spend=True)
+    assert session.scalars(select(UsedDynamicCode.jti)).all() == [spent.jti]
+    assert verify_code(session, code, now=NOW).jti == spent.jti  # scans still verify it
+    with _expect(Conflict, "code_already_used"):
+        verify_code(session, code, now=NOW, spend=True)
+    # A card is not spent (its PIN is the caller's check).
+    printed = card_code(session, issue_card(session, household, now=NOW))
+    verify_code(session, printed, now=NOW, spend=True)
+    verify_code(session, printed, now=NOW, spend=True)
+    assert session.scalar(select(func.count()).select_from(UsedDynamicCode)) == 1
+
+
+def test_a_holder_refused_is_refused_before_the_code_counts_as_used(
+    session: Session, household: CreditSubject
+) -> None:
+    code = sign_dynamic_code(session, household, now=NOW).code
+    verify_code(session, code, now=NOW, spend=True)
+    household.status = "frozen"
+    session.flush()
+    with _expect(Forbidden, "holder_suspended"):
+        verify_code(session, code, now=NOW, spend=True)
+
+
 def test_prune_forgets_only_expired_codes(session: Session) -> None:
     consume_dynamic_code(session, "old", NOW - timedelta(minutes=5))
     consume_dynamic_code(session, "fresh", NOW + timedelta(seconds=30))
