@@ -35,6 +35,8 @@ class _Compiled:
     statement: Executable
     compiled: SQLCompiler | None  # None: executed through SQLAlchemy
     sql: str
+    # Known once, not asked of the cursor: psycopg builds its `description` anew each time.
+    returns_rows: bool
 
 
 class DriverStatement:
@@ -52,7 +54,7 @@ class DriverStatement:
             result = conn.execute(prepared.statement, dict(params))
             return [tuple(row) for row in result] if result.returns_rows else []
         cursor = _driver(conn).execute(prepared.sql, prepared.compiled.construct_params(params))
-        return cursor.fetchall() if cursor.description else []
+        return cursor.fetchall() if prepared.returns_rows else []
 
     def first(self, session: Session, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         found = self.rows(session, params)
@@ -83,7 +85,8 @@ class DriverStatement:
                 and _needs_no_processing(compiled, dialect)
             )
             driver = cast(SQLCompiler, compiled) if plain else None
-            found = _Compiled(statement, driver, compiled.string)
+            returns_rows = bool(getattr(compiled, "_result_columns", True))
+            found = _Compiled(statement, driver, compiled.string, returns_rows)
             self._by_dialect[dialect.name] = found
         return found
 
