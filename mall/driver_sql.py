@@ -53,7 +53,8 @@ class DriverStatement:
         if prepared.compiled is None:
             result = conn.execute(prepared.statement, dict(params))
             return [tuple(row) for row in result] if result.returns_rows else []
-        cursor = _driver(conn).execute(prepared.sql, prepared.compiled.construct_params(params))
+        params = prepared.compiled.construct_params(params)
+        cursor = run_on_driver(conn, prepared.sql, params)
         return cursor.fetchall() if prepared.returns_rows else []
 
     def first(self, session: Session, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -67,7 +68,7 @@ class DriverStatement:
         if prepared.compiled is None:
             result = conn.execute(prepared.statement, dict(params))
             return int(result.rowcount)
-        cursor = _driver(conn).execute(prepared.sql, prepared.compiled.construct_params(params))
+        cursor = run_on_driver(conn, prepared.sql, prepared.compiled.construct_params(params))
         return int(cursor.rowcount)
 
     def runs_on_driver(self, dialect: Dialect) -> bool:
@@ -203,5 +204,16 @@ def _connection(session: Session) -> Connection:
     return session.connection()
 
 
-def _driver(conn: Connection) -> Any:
-    return conn.connection.driver_connection
+def run_on_driver(conn: Connection, sql: str, params: Mapping[str, Any]) -> Any:
+    """Execute on the psycopg connection under `conn` (inside its transaction) and return the
+    cursor, its rows not yet fetched. A driver error is handled as SQLAlchemy handles its
+    own: wrapped in sqlalchemy.exc (so the app's handlers answer it, e.g. 503 when the
+    database is gone) and, for a lost connection, the connection and the pool invalidated, so
+    the request's end does not try to roll back on a dead socket."""
+    driver: Any = conn.connection.driver_connection
+    try:
+        return driver.execute(sql, params)
+    except Exception as exc:
+        if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
+            raise
+        conn._handle_dbapi_exception(exc, sql, params, None, None)  # always raises

@@ -4,7 +4,9 @@ through SQLAlchemy with the same answers everywhere else."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import bindparam, event, select, update
+import sqlalchemy.exc
+from flask import Flask
+from sqlalchemy import Integer, bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from mall.driver_sql import DriverStatement, EntityLoader, MappedInsert
@@ -73,6 +75,21 @@ def test_on_postgresql_plain_statements_bypass_sqlalchemy(session: Session) -> N
     seen = _statements_seen_by_sqlalchemy(session)
     _BY_CODE.rows(session, {"code": "x"})
     assert seen == []
+
+
+_BY_ID = DriverStatement(
+    lambda _d: select(_regions.c.name).where(_regions.c.id == bindparam("id", type_=Integer))
+)
+
+
+@pytest.mark.postgres_only
+def test_driver_errors_arrive_as_sqlalchemy_errors(app: Flask) -> None:
+    """So the app's handlers answer them (400, 503...) and a lost connection is invalidated
+    instead of being rolled back at the end of the request."""
+    with db.engine.connect() as conn, Session(bind=conn) as session:
+        with pytest.raises(sqlalchemy.exc.DataError) as caught:
+            _BY_ID.rows(session, {"id": 2**70})  # beyond INTEGER: the database refuses it
+        assert caught.value.orig is not None
 
 
 def test_statements_that_need_sqlalchemy_keep_it(session: Session) -> None:

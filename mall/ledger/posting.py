@@ -33,6 +33,7 @@ from sqlalchemy.orm.util import identity_key
 from mall.clock import business_date as today
 from mall.clock import utcnow
 from mall.db import insert_for
+from mall.driver_sql import run_on_driver
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ledger import hashing
 from mall.ledger.models import GENESIS_HASH, POINTS, Account, ChainHead, Entry, Posting
@@ -172,7 +173,7 @@ def _lock_for_entry(
         return accounts, list(lock_chain_head(session, township_id))
     ids = sorted(set(account_ids))
     # UNION ALL runs its branches in order, so the accounts are locked before the chain head.
-    rows = _driver(session).execute(_LOCK_FOR_ENTRY, {"t": township_id, "ids": ids}).fetchall()
+    rows = _on_driver(session, _LOCK_FOR_ENTRY, {"t": township_id, "ids": ids}).fetchall()
     found = {r[0]: _Locked(r[1], r[2], r[3], r[4]) for r in rows if r[0] is not None}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -183,11 +184,11 @@ def _lock_for_entry(
     return found, [head[0][5], head[0][6]]
 
 
-def _driver(session: Session) -> Any:
-    """The psycopg connection under the session, inside the session's transaction. The two
-    statements of the hot path go straight to it (and psycopg prepares them): what SQLAlchemy
-    adds per statement is time during which a hot account stays locked."""
-    return session.connection().connection.driver_connection
+def _on_driver(session: Session, sql: str, params: dict[str, Any]) -> Any:
+    """Run on the psycopg connection under the session, inside the session's transaction. The
+    two statements of the hot path go straight to it (and psycopg prepares them): what
+    SQLAlchemy adds per statement is time during which a hot account stays locked."""
+    return run_on_driver(session.connection(), sql, params)
 
 
 def _pyformat(sql: str) -> str:
@@ -499,7 +500,7 @@ def _insert_pg(
         uh=[held for _, held in new_state.values()],
     )
     sql = _WRITE_KEYED if entry["idempotency_key"] is not None else _WRITE
-    row = _driver(session).execute(sql, params).fetchone()
+    row = _on_driver(session, sql, params).fetchone()
     return None if row is None else int(row[0])
 
 
