@@ -12,8 +12,10 @@ processor there (checked at compile time, not assumed), it is sent on the psycop
 of the session's own transaction and answers plain tuples. Anywhere else (SQLite, whose
 datetimes are processed; a statement with an expanding IN) it runs through SQLAlchemy and
 answers the same tuples. Either way it is inside the session's transaction: same locks, same
-commit. What it gives up is SQLAlchemy's per-statement events and the ORM identity map:
-use it for statements whose rows are values, not for loading entities.
+commit, and a driver error arrives as SQLAlchemy's would (`run_on_driver`). What it gives up
+is SQLAlchemy's per-statement events and the ORM's loading: its rows are values, which
+`EntityLoader` turns into instances and `MappedInsert` writes from one, where the hot path
+needs them.
 """
 
 from __future__ import annotations
