@@ -176,7 +176,11 @@ class Database:
 def insert_for(session: Session, table: Table) -> Any:
     """An INSERT for the session's backend, with its `on_conflict_do_nothing()` (PostgreSQL and
     SQLite spell ON CONFLICT the same way, but SQLAlchemy builds each in its own dialect)."""
-    dialect = session.get_bind().dialect.name
+    return insert_for_dialect(session.get_bind().dialect.name, table)
+
+
+def insert_for_dialect(dialect: str, table: Table) -> Any:
+    """`insert_for` by dialect name, for statements built once per dialect (mall.driver_sql)."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 

@@ -35,12 +35,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from mall.clock import as_aware, utcnow
-from mall.db import insert_for
+from mall.db import insert_for, insert_for_dialect
 from mall.driver_sql import DriverStatement
 from mall.errors import Conflict, DomainError, ValidationFailed
 from pos_adapter.models import PosIdempotencyKey
@@ -90,7 +89,6 @@ def _advisory_key(terminal_pk: int, key: str) -> int:
 def _claim_statement(dialect: str) -> Any:
     """INSERT the key row unless it exists; on PostgreSQL only once the key's advisory lock
     is ours (a repeat running elsewhere holds it until its transaction ends)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     free = (
         func.pg_try_advisory_xact_lock(bindparam("b_lock_id", type_=BigInteger))
         if dialect == "postgresql"
@@ -104,7 +102,8 @@ def _claim_statement(dialect: str) -> Any:
     ).where(free)
     columns = [_keys.c.terminal_id, _keys.c.key, _keys.c.request_hash, _keys.c.created_at]
     # RETURNING, not rowcount: psycopg 3 reports -1 for INSERT ... ON CONFLICT DO NOTHING.
-    return insert(_keys).from_select(columns, row).on_conflict_do_nothing().returning(_keys.c.id)
+    insert = insert_for_dialect(dialect, _keys).from_select(columns, row)
+    return insert.on_conflict_do_nothing().returning(_keys.c.id)
 
 
 _CLAIM = DriverStatement(_claim_statement)

@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 import jwt
 from sqlalchemy import DateTime, String, Table, bindparam, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
+from mall.db import insert_for_dialect
 from mall.driver_sql import DriverStatement, EntityLoader
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, Account
@@ -295,7 +295,7 @@ def _may_transact(session: Session, subject: CreditSubject) -> bool:
 
 def _spend_statement(dialect: str) -> Any:
     return (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_used_codes)
+        insert_for_dialect(dialect, _used_codes)
         .values(
             jti=bindparam("b_jti", type_=String),
             expires_at=bindparam("b_expires_at", type_=DateTime(timezone=True)),
