@@ -36,7 +36,7 @@ from pos_adapter.client import sign
 
 @dataclass
 class Job:
-    kind: str  # "scan", "payments" or "baseline"
+    kind: str  # "scan", "payments", "baseline" (one-row read) or "write-baseline"
     port: int
     seconds: float
     processes: int
@@ -74,8 +74,11 @@ class Result:
 def _request(
     kind: str, item: tuple[str, str, str] | None, amount: int
 ) -> tuple[str, str, bytes, dict[str, str]]:
-    if kind == "baseline" or item is None:
+    if kind == "baseline":
         return "GET", "/bench/one-row", b"", {}
+    if kind == "write-baseline":
+        return "POST", "/bench/one-write", b"{}", {"Content-Type": "application/json"}
+    assert item is not None, "scan and payments need (terminal, secret, code) items"
     terminal_id, secret, code = item
     body: dict[str, Any] = {"code": code}
     if kind == "scan":
@@ -180,6 +183,9 @@ def describe(result: Result) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- wrk, for maximum rates
 
+UNSIGNED = frozenset({"baseline", "write-baseline"})  # one request, repeated
+CREATED = {"payments": 201, "write-baseline": 201}  # the 2xx each kind answers
+
 WRK_SCRIPT = Path(__file__).with_name("wrk_signed.lua")
 _WRK_LINE = re.compile(r"^wrk: (.*)$", re.M)
 
@@ -204,11 +210,11 @@ def run_wrk(job: Job, wrk: str, threads: int = 2) -> Result:
     url = f"http://127.0.0.1:{job.port}"
     with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
         # Scans may reuse codes, so enough distinct requests for 4,000 a second; each payment
-        # spends its own code; the baseline is one request, repeated (a copy per thread).
+        # spends its own code; a baseline is one request, repeated (a copy per thread).
         if job.kind == "payments":
             count = len(job.items)
         else:
-            count = 64 if job.kind == "baseline" else int(4_000 * job.seconds)
+            count = 64 if job.kind in UNSIGNED else int(4_000 * job.seconds)
         args = [wrk, f"-t{threads}", f"-c{job.processes}", f"-d{job.seconds:.0f}s"]
         args += ["-s", str(WRK_SCRIPT), url, "--", _write_requests(tmp, job, count), str(threads)]
         out = subprocess.run(args, capture_output=True, text=True, timeout=job.seconds + 60)
@@ -217,7 +223,7 @@ def run_wrk(job: Job, wrk: str, threads: int = 2) -> Result:
         for name, value in re.findall(r"(\w+) (\d+)", line):
             fields[name] = fields.get(name, 0) + int(value)
     seconds = fields.get("duration_us", int(job.seconds * 1e6)) / 1e6
-    statuses: Counter[int] = Counter({200 if job.kind != "payments" else 201: fields["ok"]})
+    statuses: Counter[int] = Counter({CREATED.get(job.kind, 200): fields["ok"]})
     if fields.get("other"):
         statuses[0] = fields["other"]  # wrk counts them, without telling which status
     errors = sum(fields.get(k, 0) for k in ("connect", "read", "write", "timeout"))
