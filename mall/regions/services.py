@@ -78,6 +78,15 @@ def get_region(session: Session, region_id: int) -> Region:
     return region
 
 
+def serialize_on(session: Session, region_id: int) -> None:
+    """Lock the region's row until the transaction ends, so that check-then-insert work for
+    this region (one open application per village, one assessment per plan and village)
+    runs one at a time: a concurrent caller waits here, then sees the first one's rows.
+    FOR NO KEY UPDATE: rows that merely reference the region (households, ...) are not
+    held up. A no-op on SQLite, whose write transactions are serial anyway."""
+    session.execute(select(Region.id).where(Region.id == region_id).with_for_update(key_share=True))
+
+
 def ancestry(session: Session, region: Region) -> list[Region]:
     """The region and its ancestors, nearest first (at most three rows, one query)."""
     ids = [i for i in (region.id, region.township_id, region.county_id) if i is not None]

@@ -28,6 +28,7 @@ from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger import Source, leg, post_entry, system_account, village_reward_account
 from mall.ledger.models import INTEGRITY_FUND
 from mall.regions.models import Region
+from mall.regions.services import serialize_on
 from mall.subjects.entities import collective_of
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
@@ -281,6 +282,7 @@ def score_village(
         raise _invalid("village_id", "the village has no collective to receive the reward")
     score, detail = compute(plan, item_scores)
     band = band_for(plan.bands, score)
+    serialize_on(session, village.id)  # a concurrent first score then finds this one
     existing = session.scalar(
         select(VillageAssessment)
         .where(VillageAssessment.plan_id == plan.id, VillageAssessment.village_id == village.id)
@@ -325,7 +327,10 @@ def _locked(session: Session, actor: User, assessment_id: int) -> VillageAssessm
     if actor.role not in ADMINS:
         raise Forbidden()
     a = session.scalar(
-        select(VillageAssessment).where(VillageAssessment.id == assessment_id).with_for_update()
+        select(VillageAssessment)
+        .where(VillageAssessment.id == assessment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if a is None:
         raise NotFound()

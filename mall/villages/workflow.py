@@ -24,7 +24,7 @@ from mall.clock import business_date, utcnow
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ratings.schemes import scheme_for_kind
 from mall.regions.models import Region
-from mall.regions.services import effective_settings
+from mall.regions.services import effective_settings, serialize_on
 from mall.subjects.entities import ensure_village_subjects, village_subject_of
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible, restrict
@@ -53,7 +53,11 @@ def _require(actor: User, *roles: str) -> None:
         raise Forbidden()
 
 
-def _state(app: CreditVillageApplication, *allowed: str) -> None:
+def _locked_state(session: Session, app: CreditVillageApplication, *allowed: str) -> None:
+    """Lock the application's row and read it again, then check its status: a second review
+    or decision of the same application at the same moment waits here, then sees the first
+    one's status and is refused with invalid_state instead of writing over it."""
+    session.refresh(app, with_for_update=True)
     if app.status not in allowed:
         raise Conflict("invalid_state", details={"status": app.status, "expected": list(allowed)})
 
@@ -152,6 +156,7 @@ def apply(
     if village.kind != "village":
         raise ValidationFailed(details={"fields": {"village_id": ["must be a village"]}})
     _grade(session, village, grade)
+    serialize_on(session, village.id)  # a concurrent apply then finds this one under way
     if session.scalar(
         select(CreditVillageApplication.id).where(
             CreditVillageApplication.village_id == village.id,
@@ -228,7 +233,7 @@ def town_review(
     at = now or utcnow()
     _require(actor, "township_admin")
     ensure_visible(actor, app)
-    _state(app, "applied")
+    _locked_state(session, app, "applied")
     opinion = _reason(opinion, "opinion")
     app.town_reviewer_id, app.town_reviewed_at, app.town_opinion = actor.id, at, opinion
     if not approve:
@@ -253,7 +258,7 @@ def county_review(
     at = now or utcnow()
     _require(actor, "county_admin")
     ensure_visible(actor, app)
-    _state(app, "town_passed")
+    _locked_state(session, app, "town_passed")
     opinion = _reason(opinion, "opinion")
     app.county_reviewer_id, app.county_reviewed_at, app.county_opinion = actor.id, at, opinion
     if not approve:
@@ -287,7 +292,7 @@ def post_notice(
     day = business_date(at)
     _require(actor, "county_admin")
     ensure_visible(actor, app)
-    _state(app, "county_passed")
+    _locked_state(session, app, "county_passed")
     village = session.get(Region, app.village_id)
     assert village is not None
     days = max(int(effective_settings(session, village).get("credit_village_notice_days", 7)), 1)
@@ -324,7 +329,7 @@ def decide(
     day = business_date(at)
     _require(actor, "county_admin")
     ensure_visible(actor, app)
-    _state(app, "notice")
+    _locked_state(session, app, "notice")
     if actor.id == app.county_reviewer_id:
         raise Forbidden("same_person", details={"reason": "the re-reviewer cannot decide"})
     if not approve:
