@@ -3,7 +3,7 @@
     .venv/bin/python bench/points_bench.py [--households 100000] [--base-url postgresql://...]
 
 1. Approve one batch issuing points to N households: caps, one ledger entry per household
-   (bulk_posting: COPY of entries and postings, one set-based balance update), committed.
+   (mall.ledger.bulk: COPY of entries and postings, one set-based balance update), committed.
    Baseline: COPY of the same number of entry and posting rows into bare tables.
 2. Import an N-row xlsx with per-row validation (parse, check every row, store the events),
    committed. Baseline: openpyxl read-only iteration of the same file, nothing else.
@@ -24,9 +24,9 @@ from sqlalchemy import insert, text
 
 from mall.clock import business_date
 from mall.extensions import db
+from mall.ledger.bulk import copy_rows
 from mall.ledger.verify import verify_ledger
 from mall.points import services
-from mall.points.bulk_posting import _copy
 from mall.points.rules import create_rule
 from mall.regions.services import create_region
 from mall.subjects.models import CreditSubject
@@ -115,7 +115,7 @@ def run(n: int) -> None:
         session.execute(text("CREATE TEMP TABLE e_copy (LIKE ledger_entries)"))
         session.execute(text("CREATE TEMP TABLE p_copy (LIKE ledger_postings)"))
         now = db_now()
-        _copy(
+        copy_rows(
             session,
             "e_copy",
             [
@@ -150,7 +150,7 @@ def run(n: int) -> None:
                 ]
             ),
         )
-        _copy(
+        copy_rows(
             session,
             "p_copy",
             ["township_id", "id", "entry_id", "account_id", "asset", "amount", "balance_after"],

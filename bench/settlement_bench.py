@@ -5,7 +5,7 @@
 Data: one county, 10 townships, 20,000 households; integrity money and points granted the
 month before; then, in the benchmark month, N payments at one partner by households of every
 township (6% integrity discount each, a towel for 50 points at 5 yuan in every tenth), and
-N/50 partial refunds. The ledger rows are written by the bulk path (mall.points.bulk_posting:
+N/50 partial refunds. The ledger rows are written by the bulk path (mall.ledger.bulk:
 the same entries, postings, balances and hash chain as the services), payments and refunds by
 multi-row inserts; `verify_ledger` checks the result.
 
@@ -32,6 +32,7 @@ from mall.catalog.services import create_goods
 from mall.clock import business_date, utcnow
 from mall.extensions import db
 from mall.ledger.accounts import partner_payable, system_account
+from mall.ledger.bulk import Transfer, post_household_transfers
 from mall.ledger.models import (
     CNY,
     HOUSEHOLD_INTEGRITY,
@@ -43,7 +44,6 @@ from mall.ledger.models import (
 from mall.ledger.verify import verify_ledger
 from mall.partners.services import create_partner
 from mall.payments.models import Payment, Refund
-from mall.points.bulk_posting import Transfer, post_household_transfers
 from mall.regions.services import create_region
 from mall.reports import queries
 from mall.reports.exports import table_xlsx

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
 from mall.ledger.accounts import system_account
+from mall.ledger.bulk import Transfer, post_household_transfers
 from mall.ledger.models import EXPIRED_FORFEITED, HOUSEHOLD_POINTS, POINTS
-from mall.points.bulk_posting import Transfer, post_household_transfers
 from mall.points.models import PointExpiryRun
 from mall.regions.models import Region
 from mall.regions.services import effective_settings

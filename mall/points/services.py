@@ -18,9 +18,9 @@ from mall.audit import services as audit
 from mall.clock import business_date, utcnow
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import system_account
+from mall.ledger.bulk import Transfer, copy_rows, post_household_transfers
 from mall.ledger.models import HOUSEHOLD_POINTS, POINTS_FUND
 from mall.points import imports
-from mall.points.bulk_posting import Transfer, _copy, post_household_transfers
 from mall.points.models import EarningRule, PointBatch, PointEvent, PointImportError
 from mall.points.rules import effective_rules
 from mall.regions.models import Region
@@ -264,7 +264,7 @@ def _store_events(session: Session, batch: PointBatch, good: list[imports.GoodRo
         for g in good
     ]
     if session.get_bind().dialect.name == "postgresql":
-        _copy(session, "point_events", columns, iter(values))
+        copy_rows(session, "point_events", columns, iter(values))
     else:
         session.execute(insert(_events), [dict(zip(columns, v, strict=True)) for v in values])
 

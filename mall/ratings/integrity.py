@@ -7,7 +7,7 @@
   `integrity_money_carry_over` keeps it.
 - A revocation claws back the whole available balance.
 
-Entries are posted in bulk per township (bulk_posting), idempotent per rating and purpose.
+Entries are posted in bulk per township (mall.ledger.bulk), idempotent per rating and purpose.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from mall.ledger.accounts import system_account
+from mall.ledger.bulk import Transfer, post_household_transfers
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, INTEGRITY_FUND
-from mall.points.bulk_posting import Transfer, post_household_transfers
 from mall.ratings.models import Rating
 from mall.ratings.schemes import Scheme, scheme_for_kind
 from mall.regions.models import Region

@@ -1,17 +1,16 @@
-"""Set-based posting of many household transfers against one township account.
+"""The ledger's bulk path: many household transfers against one township account.
 
 Approving a batch for 100,000 households, granting integrity money to a township on the day
 its ratings take effect, or expiring points at year end is one entry per household. The
 ledger's `post_entries` writes those one at a time (a few round trips each); this module
 writes the same rows in bulk: the same entries, postings, cached balances and hash chain
-that `mall.ledger.posting._write` produces (it uses the ledger's own hashing and lock
-functions), so `flask verify` checks them like any other entry.
+that `mall.ledger.posting._write` produces (the same hashing and lock functions), so
+`flask verify` checks them like any other entry. On PostgreSQL the entries and postings go
+in by COPY.
 
 It keeps the ledger's lock order: the accounts in id order (household wallets and the
 counter account together), then the township's chain head. Debits may be clamped to what is
 available, never below zero, so a wallet flagged `no_negative` stays valid.
-
-The ledger package has no bulk path yet; when it gets one this module should call it.
 """
 
 from __future__ import annotations
@@ -256,7 +255,7 @@ def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     )
     ids.sort()
     columns = ["id", *rows[0].keys()]
-    _copy(
+    copy_rows(
         session,
         "ledger_entries",
         columns,
@@ -287,10 +286,10 @@ def _insert_postings(
         session.execute(insert(_postings), list(values))
         return
     columns = ["township_id", "entry_id", "account_id", "asset", "amount", "balance_after"]
-    _copy(session, "ledger_postings", columns, (list(v.values()) for v in values))
+    copy_rows(session, "ledger_postings", columns, (list(v.values()) for v in values))
 
 
-def _copy(session: Session, table: str, columns: list[str], rows: Iterator[list[Any]]) -> None:
+def copy_rows(session: Session, table: str, columns: list[str], rows: Iterator[list[Any]]) -> None:
     """PostgreSQL COPY through the session's own connection and transaction; psycopg adapts
     each value (in C with psycopg[binary])."""
     dbapi: Any = session.connection().connection.dbapi_connection
