@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -48,8 +49,15 @@ def create_goods(
         min_level_rank=min_level_rank,
         active=active,
     )
-    session.add(goods)
-    session.flush()
+    try:
+        # The check above answers the common case; two admins adding the same SKU at once
+        # both pass it, and the unique key refuses the second: a Conflict, not a 500. The
+        # savepoint opens before the add (begin_nested() flushes pending objects first).
+        with session.begin_nested():
+            session.add(goods)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(details={"fields": {"sku": ["already exists for this partner"]}}) from exc
     return goods
 
 
