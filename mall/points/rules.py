@@ -4,6 +4,7 @@ replaces (or, inactive, switches off) the county's."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
@@ -74,8 +75,15 @@ def create_rule(
         cap_year=cap_year,
         active=active,
     )
-    session.add(rule)
-    session.flush()
+    try:
+        # Two admins adding the same code at once both pass the check above; the unique key
+        # refuses the second, answered as the check would: a Conflict, not a 500. (So is a
+        # code given with spaces around it, which the check compared unstripped.)
+        with session.begin_nested():
+            session.add(rule)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(details={"code": code.strip()}) from exc
     if actor is not None:
         audit.record(
             session,

