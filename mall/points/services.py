@@ -111,6 +111,11 @@ def record_event(
 ) -> PointEvent:
     """Add one event to a draft batch (the clerk's single entry)."""
     ensure_visible(actor, batch)
+    # Lock the batch and read it again: two entries at once (a double click, two tabs) each
+    # counted `events` from the same old value and one count was lost, and an entry racing
+    # the submit (or the approval) landed in a batch no longer a draft. Now the second waits,
+    # then counts on from the first, or sees the batch submitted and is refused.
+    session.refresh(batch, with_for_update=True)
     if batch.status != "draft" or batch.source != "manual":
         raise Conflict("invalid_state", details={"status": batch.status})
     if batch.maker_id != actor.id:
@@ -287,6 +292,7 @@ def submit_batch(session: Session, actor: User, batch: PointBatch) -> PointBatch
     ensure_can_write(actor, village_id=batch.village_id)
     if batch.maker_id != actor.id:
         raise Forbidden()
+    session.refresh(batch, with_for_update=True)  # after an entry being recorded, see its count
     if batch.status != "draft" or batch.events == 0:
         raise Conflict("invalid_state", details={"status": batch.status, "events": batch.events})
     batch.status = "submitted"

@@ -10,12 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mall.extensions import db
-from mall.points.models import EarningRule
+from mall.points import services
+from mall.points.models import EarningRule, PointBatch, PointEvent
 from mall.points.rules import create_rule
 from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 from tests.factories import make_county, make_household, make_user
+from tests.points.conftest import DAY
 from tests.threads import count, run_threads
 
 pytestmark = pytest.mark.postgres_only
@@ -64,3 +66,30 @@ def test_a_rule_added_six_times_at_once_is_one_rule(committed: Flask) -> None:
     outcomes = run_threads(THREADS, add)
     assert sorted(outcomes) == ["conflict"] * (THREADS - 1) + ["ok"]
     assert count(select(func.count()).where(EarningRule.code == "tidy")) == 1
+
+
+def test_events_recorded_at_once_are_all_counted(committed: Flask) -> None:
+    ids = Ids()
+    session = db.session()
+    batch_id = services.create_batch(session, user(session, ids.clerk), ids.village).id
+    session.commit()
+
+    def record(s: Session) -> None:
+        batch = s.get(PointBatch, batch_id)
+        assert batch is not None
+        services.record_event(
+            s,
+            user(s, ids.clerk),
+            batch,
+            subject=household(s, ids),
+            rule_code="volunteer",
+            occurred_on=DAY,
+            today=DAY,
+        )
+
+    assert run_threads(THREADS, record) == ["ok"] * THREADS
+    with Session(db.engine) as s:
+        batch = s.get(PointBatch, batch_id)
+        assert batch is not None
+        assert (batch.events, batch.rows_total) == (THREADS, THREADS)
+    assert count(select(func.count()).where(PointEvent.batch_id == batch_id)) == THREADS
