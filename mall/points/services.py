@@ -24,6 +24,7 @@ from mall.points import imports
 from mall.points.models import EarningRule, PointBatch, PointEvent, PointImportError
 from mall.points.rules import effective_rules
 from mall.regions.models import Region
+from mall.regions.services import serialize_on
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible
@@ -413,6 +414,15 @@ def _apply_caps(session: Session, batch_id: int) -> None:
     }
     if not capped:
         return
+    # What the caps leave is read from the approved events: two batches of one township
+    # approved at once each read the other's events as still pending, and a household got
+    # the cap once per batch (six batches: six times the monthly cap). Approvals of capped
+    # rules in one township now run one at a time; a batch's households are all of its
+    # township (record_event and the import check it). After the lock the reads below see
+    # the batches approved meanwhile.
+    batch = session.get(PointBatch, batch_id)
+    assert batch is not None
+    serialize_on(session, batch.township_id)
     events = session.execute(
         select(
             _events.c.id,

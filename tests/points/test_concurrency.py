@@ -4,6 +4,8 @@ a rule's cap or a 500."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
@@ -17,7 +19,7 @@ from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 from tests.factories import make_county, make_household, make_user
-from tests.points.conftest import DAY
+from tests.points.conftest import DAY, points_of
 from tests.threads import count, run_threads
 
 pytestmark = pytest.mark.postgres_only
@@ -93,3 +95,33 @@ def test_events_recorded_at_once_are_all_counted(committed: Flask) -> None:
         assert batch is not None
         assert (batch.events, batch.rows_total) == (THREADS, THREADS)
     assert count(select(func.count()).where(PointEvent.batch_id == batch_id)) == THREADS
+
+
+def test_batches_approved_at_once_keep_the_monthly_cap(committed: Flask) -> None:
+    ids = Ids()
+    session = db.session()
+    clerk = user(session, ids.clerk)
+    batch_ids = []
+    for _ in range(THREADS):
+        batch = services.create_batch(session, clerk, ids.village)
+        for day in (DAY, DAY - timedelta(days=1), DAY - timedelta(days=2)):  # 30: the cap
+            services.record_event(
+                session,
+                clerk,
+                batch,
+                subject=household(session, ids),
+                rule_code="volunteer",
+                occurred_on=day,
+                today=DAY,
+            )
+        services.submit_batch(session, clerk, batch)
+        batch_ids.append(batch.id)
+    session.commit()
+    taken = iter(batch_ids)
+
+    def approve(s: Session) -> None:
+        services.approve_batch(s, user(s, ids.town_admin), next(taken), today=DAY)
+
+    assert run_threads(THREADS, approve) == ["ok"] * THREADS
+    with Session(db.engine) as s:
+        assert points_of(s, household(s, ids)) == 30
