@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
@@ -196,10 +197,22 @@ def _open_rating(session: Session, subject_id: int) -> Rating | None:
     )
 
 
-def effective_rating(session: Session, subject_id: int) -> Rating | None:
-    return session.scalar(
-        select(Rating).where(Rating.subject_id == subject_id, Rating.status == "effective")
-    )
+def effective_rating(session: Session, subject_id: int, *, lock: bool = False) -> Rating | None:
+    """The household's effective rating. With `lock`, its row is locked until the end of the
+    transaction; a concurrent change that ended it meanwhile makes this None."""
+    stmt = select(Rating).where(Rating.subject_id == subject_id, Rating.status == "effective")
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(stmt)
+
+
+def _locked(session: Session, rating: Rating, *allowed: str) -> None:
+    """Lock the rating's row and read it again, then check its status: a second step on the
+    same rating at the same moment (two staff, a double click) waits here, then sees the
+    first one's status and is refused with invalid_state instead of writing over it."""
+    session.refresh(rating, with_for_update=True)
+    if rating.status not in allowed:
+        raise Conflict("invalid_state", details={"status": rating.status})
 
 
 def draft_rating(
@@ -246,8 +259,16 @@ def draft_rating(
         granted_fen=0,
         created_by=actor_label(actor),
     )
-    session.add(rating)
-    session.flush()
+    try:
+        # Two drafts of one household at once both pass the check above; the unique index
+        # of open ratings refuses the second, answered as the check would (not a 500).
+        with session.begin_nested():
+            session.add(rating)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "invalid_state", details={"reason": "a rating is already under way"}
+        ) from exc
     _history(session, rating, "drafted", None, actor_label(actor), day)
     if actor is not None:
         _audit(session, actor, f"rating.{origin}", rating, score=score)
@@ -276,8 +297,7 @@ def post_notice(
     if actor is not None:
         ensure_visible(actor, rating)
         ensure_can_write(actor, village_id=rating.village_id)
-    if rating.status != "draft":
-        raise Conflict("invalid_state", details={"status": rating.status})
+    _locked(session, rating, "draft")
     settings = effective_settings(session, session.get(Region, rating.village_id))  # type: ignore[arg-type]
     rating.notice_from = day
     rating.notice_until, rating.appeal_until = _notice_dates(settings, day)
@@ -297,8 +317,7 @@ def withdraw(
     """Withdraw a draft or a rating under notice (a mistake), with a reason."""
     ensure_visible(actor, rating)
     ensure_can_write(actor, village_id=rating.village_id)
-    if rating.status not in ("draft", "notice"):
-        raise Conflict("invalid_state", details={"status": rating.status})
+    _locked(session, rating, "draft", "notice")
     _require_reason(reason)
     before = rating.status
     rating.status, rating.ended_on, rating.end_reason = "withdrawn", _today(today), reason
@@ -363,6 +382,9 @@ def file_appeal(
         ensure_can_write(actor, village_id=rating.village_id)
     if not grounds.strip():
         raise ValidationFailed(details={"fields": {"grounds": ["required"]}})
+    # Lock and re-read the rating: a second appeal filed at the same moment waits, then
+    # sees the first (the rating appealed, or an open appeal) instead of adding another.
+    session.refresh(rating, with_for_update=True)
     open_window = rating.status == "notice" or (
         rating.status == "effective"
         and rating.appeal_until is not None
@@ -413,6 +435,11 @@ def answer_appeal(
     day = _today(today)
     rating = get_rating(session, appeal.rating_id, actor)
     ensure_can_write(actor, village_id=rating.village_id)
+    # Every step on an appeal locks its rating first (file_appeal too): a second answer at
+    # the same moment waits here, then reads the appeal answered and is refused, instead of
+    # answering again (a second re-review rating was a unique-index 500).
+    session.refresh(rating, with_for_update=True)
+    session.refresh(appeal)
     if appeal.status != "open":
         raise Conflict("invalid_state", details={"status": appeal.status})
     if not answer.strip():
@@ -622,7 +649,10 @@ def downgrade(
     ensure_visible(actor, subject, "holder_not_found")
     ensure_can_write(actor)
     _require_reason(reason)
-    current = effective_rating(session, subject.id)
+    # Locked: a second downgrade (or a revocation) at the same moment waits, then finds the
+    # rating ended and is refused (two downgrades both superseded it, and the second new
+    # effective rating was a unique-index 500).
+    current = effective_rating(session, subject.id, lock=True)
     if current is None:
         raise Conflict("invalid_state", details={"reason": "no effective rating"})
     level = scheme_of(session, subject).level(level_code)
@@ -676,7 +706,9 @@ def revoke(
     ensure_visible(actor, subject, "holder_not_found")
     ensure_can_write(actor)
     _require_reason(reason)
-    current = effective_rating(session, subject.id)
+    # Locked, as in downgrade: a second revocation at the same moment finds the rating
+    # ended and is refused (two were both recorded, history and audit twice).
+    current = effective_rating(session, subject.id, lock=True)
     if current is None:
         raise Conflict("invalid_state", details={"reason": "no effective rating"})
     current.status, current.ended_on, current.end_reason = "revoked", day, reason
