@@ -46,6 +46,9 @@ def deactivate_user(session: Session, actor: User, target: User) -> bool:
     mall.auth.context). Only over a role the actor manages, in the actor's region, never
     oneself. Audited; flushes only. False when the account was already off."""
     ensure_may_deactivate(actor, target)
+    # Lock and re-read the account: two admins (or a double click) turning it off at once
+    # both saw it active and both audited the change; the second now sees it off.
+    session.refresh(target, with_for_update=True)
     if not target.active:
         return False
     target.active = False
