@@ -199,11 +199,36 @@ def _open_rating(session: Session, subject_id: int) -> Rating | None:
 
 def effective_rating(session: Session, subject_id: int, *, lock: bool = False) -> Rating | None:
     """The household's effective rating. With `lock`, its row is locked until the end of the
-    transaction; a concurrent change that ended it meanwhile makes this None."""
-    stmt = select(Rating).where(Rating.subject_id == subject_id, Rating.status == "effective")
+    transaction (see `_lock_effective`)."""
     if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalar(stmt)
+        return _lock_effective(session, [subject_id]).get(subject_id)
+    return session.scalar(
+        select(Rating).where(Rating.subject_id == subject_id, Rating.status == "effective")
+    )
+
+
+def _lock_effective(session: Session, subject_ids: list[int]) -> dict[int, Rating]:
+    """The households' effective ratings, locked (in id order) until the end of the
+    transaction, by household.
+
+    Read again after the lock until what is locked is what was there: a downgrade, a
+    revocation or an activation of the same household that committed while this waited
+    ended the rating it waited on and made a new one, which that statement's snapshot could
+    not see. Taken as current, the old rating would be ended twice, or the new one missed
+    (a second effective rating: a unique-index 500, failing a whole activation job)."""
+    found = (
+        select(Rating)
+        .where(Rating.subject_id.in_(subject_ids), Rating.status == "effective")
+        .order_by(Rating.id)
+    )
+    for _ in range(5):
+        there = set(session.scalars(found.with_only_columns(Rating.id)))
+        locked = session.scalars(
+            found.with_for_update().execution_options(populate_existing=True)
+        ).all()
+        if {r.id for r in locked} == there:
+            return {r.subject_id: r for r in locked}
+    raise Conflict("invalid_state", details={"reason": "the rating is being changed; retry"})
 
 
 def _locked(session: Session, rating: Rating, *allowed: str) -> None:
@@ -564,19 +589,11 @@ def activate(session: Session, ratings: list[Rating], day: date, actor: User | N
             select(CreditSubject).where(CreditSubject.id.in_([r.subject_id for r in ratings]))
         )
     }
-    previous = {
-        r.subject_id: r
-        for r in session.scalars(
-            select(Rating).where(
-                Rating.subject_id.in_(list(subjects)), Rating.status == "effective"
-            )
-        )
-    }
+    previous = _lock_effective(session, list(subjects))
     label = actor_label(actor)
     changes: list[integrity.Change] = []
+    taking_effect: list[Rating] = []
     for rating in ratings:
-        subject = subjects[rating.subject_id]
-        prev = previous.get(rating.subject_id)
         if rating.period_end < day:
             rating.status, rating.ended_on, rating.end_reason = (
                 "expired",
@@ -585,10 +602,19 @@ def activate(session: Session, ratings: list[Rating], day: date, actor: User | N
             )
             _history(session, rating, "expired", "notice", label, day)
             continue
+        prev = previous.get(rating.subject_id)
         if prev is not None:
             prev.status, prev.ended_on = "superseded", day
             prev.end_reason = f"superseded by rating {rating.id}"
             _history(session, prev, "superseded", "effective", label, day)
+        taking_effect.append(rating)
+    # The old ratings end before the new ones take effect: one effective rating per
+    # household is checked row by row, and the flush orders rows by id, not by this rule (a
+    # downgrade's rating is newer than the re-rating that replaces it).
+    session.flush()
+    for rating in taking_effect:
+        subject = subjects[rating.subject_id]
+        prev = previous.get(rating.subject_id)
         rating.status, rating.effective_from = "effective", day
         _set_subject_level(subject, rating)
         if subject.status == "frozen" and rating.origin == "re_rating":
@@ -651,7 +677,7 @@ def downgrade(
     _require_reason(reason)
     # Locked: a second downgrade (or a revocation) at the same moment waits, then finds the
     # rating ended and is refused (two downgrades both superseded it, and the second new
-    # effective rating was a unique-index 500).
+    # effective rating was a unique-index 500); after an activation it downgrades the new one.
     current = effective_rating(session, subject.id, lock=True)
     if current is None:
         raise Conflict("invalid_state", details={"reason": "no effective rating"})

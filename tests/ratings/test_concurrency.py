@@ -164,7 +164,8 @@ def test_one_downgrade_when_six_admins_downgrade_at_once(committed: Flask) -> No
         )
 
     outcomes = run_threads(THREADS, downgrade)
-    assert sorted(outcomes) == ["invalid_state"] * (THREADS - 1) + ["ok"]
+    # The others wait, then find the new rating already at that level: not lower.
+    assert sorted(outcomes) == ["ok"] + ["validation_error"] * (THREADS - 1)
     assert count(select(func.count()).where(Rating.origin == "downgrade")) == 1
 
 
@@ -180,3 +181,45 @@ def test_one_revocation_when_six_admins_revoke_at_once(committed: Flask) -> None
     outcomes = run_threads(THREADS, revoke)
     assert sorted(outcomes) == ["invalid_state"] * (THREADS - 1) + ["ok"]
     assert history("revoked") == 1
+
+
+def test_an_activation_and_a_downgrade_at_once_leave_one_effective_rating(
+    committed: Flask,
+) -> None:
+    """The nightly activation of a re-rating, and an admin's downgrade of the rating it
+    replaces, on the same household at the same moment: either order is fine, but the
+    activation must see the downgrade's new rating (it read the old one, already ended, and
+    the second effective rating was a unique-index 500 that failed the whole job's batch)."""
+    pairs = 4
+    households = []
+    session = db.session()
+    c = make_county(session)
+    clerk = make_user(session, "village_clerk", c.villages[0])
+    admin = make_user(session, "township_admin", c.townships[0])
+    for _ in range(pairs):
+        h = make_household(session, c.villages[0])
+        make_effective(session, clerk, h, 96)
+        again = services.re_rate(session, clerk, h, score_for(90), "信用修复", today=DAY)
+        services.post_notice(session, clerk, again, today=DAY + timedelta(days=10))
+        households.append((h.id, again.id))
+    session.commit()
+    admin_id = admin.id
+    steps = iter([(i, step) for i in range(pairs) for step in ("activate", "downgrade")])
+
+    def activate_or_downgrade(s: Session) -> None:
+        i, step = next(steps)
+        household_id, rating_id = households[i]
+        if step == "activate":
+            services.activate_rating(s, user(s, admin_id), rating(s, rating_id), today=LATER)
+        else:
+            subject = s.get(CreditSubject, household_id)
+            assert subject is not None
+            services.downgrade(s, user(s, admin_id), subject, "2", "失信", today=LATER)
+
+    outcomes = run_threads(2 * pairs, activate_or_downgrade)
+    assert set(outcomes) <= {"ok", "invalid_state"}, outcomes
+    for household_id, _ in households:
+        effective = select(func.count()).where(
+            Rating.subject_id == household_id, Rating.status == "effective"
+        )
+        assert count(effective) == 1
