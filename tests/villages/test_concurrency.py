@@ -3,17 +3,13 @@ one result and a clear refusal, never a duplicate, a lost update or a 500."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mall.errors import DomainError
 from mall.extensions import db
 from mall.ledger.models import Entry
 from mall.regions.models import Region
@@ -27,6 +23,7 @@ from mall.villages.models import (
     VillageAssessment,
 )
 from tests.factories import make_county, make_user
+from tests.threads import count, run_threads
 from tests.villages.conftest import NOW
 from tests.villages.test_assessment import INDICATORS, _marks
 
@@ -56,30 +53,6 @@ def user(session: Session, user_id: int) -> User:
     found = session.get(User, user_id)
     assert found is not None
     return found
-
-
-def run_threads(n: int, work: Callable[[Session], object]) -> list[str]:
-    """Start `n` workers together, each in its own session; "ok" or the refusal's code."""
-    barrier = threading.Barrier(n)
-
-    def one(_: int) -> str:
-        with Session(db.engine) as session:
-            barrier.wait()
-            try:
-                work(session)
-                session.commit()
-                return "ok"
-            except DomainError as exc:
-                session.rollback()
-                return exc.code
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(one, range(n)))
-
-
-def count(stmt: Select[tuple[int]]) -> int:
-    with Session(db.engine) as s:
-        return int(s.scalar(stmt) or 0)
 
 
 def test_one_application_when_a_village_applies_twelve_times_at_once(committed: Flask) -> None:
