@@ -45,24 +45,11 @@ class Ids:
         session.commit()
 
 
-def user(session: Session, user_id: int) -> User:
-    found = session.get(User, user_id)
-    assert found is not None
-    return found
-
-
-def household(session: Session, ids: Ids) -> CreditSubject:
-    found = session.get(CreditSubject, ids.household)
-    assert found is not None
-    return found
-
-
 def test_a_rule_added_six_times_at_once_is_one_rule(committed: Flask) -> None:
     ids = Ids()
 
     def add(s: Session) -> None:
-        county = s.get(Region, ids.county)
-        assert county is not None
+        county = s.get_one(Region, ids.county)
         create_rule(s, None, county, code="tidy", name="庭院整洁", points=5)
 
     outcomes = run_threads(THREADS, add)
@@ -73,17 +60,16 @@ def test_a_rule_added_six_times_at_once_is_one_rule(committed: Flask) -> None:
 def test_events_recorded_at_once_are_all_counted(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    batch_id = services.create_batch(session, user(session, ids.clerk), ids.village).id
+    batch_id = services.create_batch(session, session.get_one(User, ids.clerk), ids.village).id
     session.commit()
 
     def record(s: Session) -> None:
-        batch = s.get(PointBatch, batch_id)
-        assert batch is not None
+        batch = s.get_one(PointBatch, batch_id)
         services.record_event(
             s,
-            user(s, ids.clerk),
+            s.get_one(User, ids.clerk),
             batch,
-            subject=household(s, ids),
+            subject=s.get_one(CreditSubject, ids.household),
             rule_code="volunteer",
             occurred_on=DAY,
             today=DAY,
@@ -91,8 +77,7 @@ def test_events_recorded_at_once_are_all_counted(committed: Flask) -> None:
 
     assert run_threads(THREADS, record) == ["ok"] * THREADS
     with Session(db.engine) as s:
-        batch = s.get(PointBatch, batch_id)
-        assert batch is not None
+        batch = s.get_one(PointBatch, batch_id)
         assert (batch.events, batch.rows_total) == (THREADS, THREADS)
     assert count(select(func.count()).where(PointEvent.batch_id == batch_id)) == THREADS
 
@@ -100,7 +85,7 @@ def test_events_recorded_at_once_are_all_counted(committed: Flask) -> None:
 def test_batches_approved_at_once_keep_the_monthly_cap(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    clerk = user(session, ids.clerk)
+    clerk = session.get_one(User, ids.clerk)
     batch_ids = []
     for _ in range(THREADS):
         batch = services.create_batch(session, clerk, ids.village)
@@ -109,7 +94,7 @@ def test_batches_approved_at_once_keep_the_monthly_cap(committed: Flask) -> None
                 session,
                 clerk,
                 batch,
-                subject=household(session, ids),
+                subject=session.get_one(CreditSubject, ids.household),
                 rule_code="volunteer",
                 occurred_on=day,
                 today=DAY,
@@ -120,8 +105,8 @@ def test_batches_approved_at_once_keep_the_monthly_cap(committed: Flask) -> None
     taken = iter(batch_ids)
 
     def approve(s: Session) -> None:
-        services.approve_batch(s, user(s, ids.town_admin), next(taken), today=DAY)
+        services.approve_batch(s, s.get_one(User, ids.town_admin), next(taken), today=DAY)
 
     assert run_threads(THREADS, approve) == ["ok"] * THREADS
     with Session(db.engine) as s:
-        assert points_of(s, household(s, ids)) == 30
+        assert points_of(s, s.get_one(CreditSubject, ids.household)) == 30

@@ -38,18 +38,6 @@ class Ids:
         session.commit()
 
 
-def user(session: Session, user_id: int) -> User:
-    found = session.get(User, user_id)
-    assert found is not None
-    return found
-
-
-def household(session: Session, ids: Ids) -> CreditSubject:
-    found = session.get(CreditSubject, ids.household)
-    assert found is not None
-    return found
-
-
 def rating(session: Session, rating_id: int) -> Rating:
     return services.get_rating(session, rating_id)  # as the views read it: no lock
 
@@ -61,7 +49,11 @@ def history(action: str) -> int:
 def draft(ids: Ids, score: float = 72) -> int:
     session = db.session()
     r = services.draft_rating(
-        session, user(session, ids.clerk), household(session, ids), score_for(score), today=DAY
+        session,
+        session.get_one(User, ids.clerk),
+        session.get_one(CreditSubject, ids.household),
+        score_for(score),
+        today=DAY,
     )
     session.commit()
     return r.id
@@ -71,7 +63,13 @@ def test_one_draft_when_a_household_is_scored_six_times_at_once(committed: Flask
     ids = Ids()
 
     def score(s: Session) -> None:
-        services.draft_rating(s, user(s, ids.clerk), household(s, ids), score_for(72), today=DAY)
+        services.draft_rating(
+            s,
+            s.get_one(User, ids.clerk),
+            s.get_one(CreditSubject, ids.household),
+            score_for(72),
+            today=DAY,
+        )
 
     outcomes = run_threads(THREADS, score)
     assert sorted(outcomes) == ["invalid_state"] * (THREADS - 1) + ["ok"]
@@ -83,7 +81,7 @@ def test_one_notice_when_a_draft_is_posted_six_times_at_once(committed: Flask) -
     rating_id = draft(ids)
 
     def post(s: Session) -> None:
-        services.post_notice(s, user(s, ids.clerk), rating(s, rating_id), today=DAY)
+        services.post_notice(s, s.get_one(User, ids.clerk), rating(s, rating_id), today=DAY)
 
     outcomes = run_threads(THREADS, post)
     assert sorted(outcomes) == ["invalid_state"] * (THREADS - 1) + ["ok"]
@@ -96,7 +94,7 @@ def test_a_withdrawal_and_a_notice_at_once_leave_one_of_them(committed: Flask) -
     steps = iter(["notice", "withdraw"] * (THREADS // 2))
 
     def post_or_withdraw(s: Session) -> None:
-        r, clerk = rating(s, rating_id), user(s, ids.clerk)
+        r, clerk = rating(s, rating_id), s.get_one(User, ids.clerk)
         if next(steps) == "notice":
             services.post_notice(s, clerk, r, today=DAY)
         else:
@@ -105,8 +103,7 @@ def test_a_withdrawal_and_a_notice_at_once_leave_one_of_them(committed: Flask) -
     outcomes = run_threads(THREADS, post_or_withdraw)
     assert outcomes.count("ok") in (1, 2)  # a notice, then a withdrawal, or a withdrawal
     with Session(db.engine) as s:
-        final = s.get(Rating, rating_id)
-        assert final is not None
+        final = s.get_one(Rating, rating_id)
         assert final.status == ("withdrawn" if history("withdrawn") else "notice")
     assert history("withdrawn") <= 1
     assert history("posted") <= 1
@@ -140,10 +137,9 @@ def test_one_re_review_when_an_appeal_is_answered_six_times_at_once(committed: F
     session.commit()
 
     def answer(s: Session) -> None:
-        appeal = s.get(RatingAppeal, appeal_id)
-        assert appeal is not None
+        appeal = s.get_one(RatingAppeal, appeal_id)
         services.answer_appeal(
-            s, user(s, ids.town_admin), appeal, "复核后加分", score_for(85), today=DAY
+            s, s.get_one(User, ids.town_admin), appeal, "复核后加分", score_for(85), today=DAY
         )
 
     outcomes = run_threads(THREADS, answer)
@@ -155,12 +151,19 @@ def test_one_re_review_when_an_appeal_is_answered_six_times_at_once(committed: F
 def test_one_downgrade_when_six_admins_downgrade_at_once(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    make_effective(session, user(session, ids.clerk), household(session, ids), 96)
+    make_effective(
+        session, session.get_one(User, ids.clerk), session.get_one(CreditSubject, ids.household), 96
+    )
     session.commit()
 
     def downgrade(s: Session) -> None:
         services.downgrade(
-            s, user(s, ids.town_admin), household(s, ids), "2", "失信:拖欠贷款", today=LATER
+            s,
+            s.get_one(User, ids.town_admin),
+            s.get_one(CreditSubject, ids.household),
+            "2",
+            "失信:拖欠贷款",
+            today=LATER,
         )
 
     outcomes = run_threads(THREADS, downgrade)
@@ -172,11 +175,19 @@ def test_one_downgrade_when_six_admins_downgrade_at_once(committed: Flask) -> No
 def test_one_revocation_when_six_admins_revoke_at_once(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    make_effective(session, user(session, ids.clerk), household(session, ids), 96)
+    make_effective(
+        session, session.get_one(User, ids.clerk), session.get_one(CreditSubject, ids.household), 96
+    )
     session.commit()
 
     def revoke(s: Session) -> None:
-        services.revoke(s, user(s, ids.town_admin), household(s, ids), "失信", today=LATER)
+        services.revoke(
+            s,
+            s.get_one(User, ids.town_admin),
+            s.get_one(CreditSubject, ids.household),
+            "失信",
+            today=LATER,
+        )
 
     outcomes = run_threads(THREADS, revoke)
     assert sorted(outcomes) == ["invalid_state"] * (THREADS - 1) + ["ok"]
@@ -210,11 +221,12 @@ def test_an_activation_and_a_downgrade_at_once_leave_one_effective_rating(
         i, step = next(steps)
         household_id, rating_id = households[i]
         if step == "activate":
-            services.activate_rating(s, user(s, admin_id), rating(s, rating_id), today=LATER)
+            services.activate_rating(
+                s, s.get_one(User, admin_id), rating(s, rating_id), today=LATER
+            )
         else:
-            subject = s.get(CreditSubject, household_id)
-            assert subject is not None
-            services.downgrade(s, user(s, admin_id), subject, "2", "失信", today=LATER)
+            subject = s.get_one(CreditSubject, household_id)
+            services.downgrade(s, s.get_one(User, admin_id), subject, "2", "失信", today=LATER)
 
     outcomes = run_threads(2 * pairs, activate_or_downgrade)
     assert set(outcomes) <= {"ok", "invalid_state"}, outcomes

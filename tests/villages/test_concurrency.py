@@ -49,19 +49,12 @@ class Ids:
         session.commit()
 
 
-def user(session: Session, user_id: int) -> User:
-    found = session.get(User, user_id)
-    assert found is not None
-    return found
-
-
 def test_one_application_when_a_village_applies_twelve_times_at_once(committed: Flask) -> None:
     ids = Ids()
 
     def apply(session: Session) -> None:
-        village = session.get(Region, ids.village)
-        assert village is not None
-        workflow.apply(session, user(session, ids.clerk), village, "AA", "申报", now=NOW)
+        village = session.get_one(Region, ids.village)
+        workflow.apply(session, session.get_one(User, ids.clerk), village, "AA", "申报", now=NOW)
 
     outcomes = run_threads(THREADS, apply)
     assert outcomes.count("ok") == 1
@@ -72,21 +65,20 @@ def test_one_application_when_a_village_applies_twelve_times_at_once(committed: 
 def test_one_decision_when_twelve_decide_at_once(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    village = session.get(Region, ids.village)
-    assert village is not None
-    app = workflow.apply(session, user(session, ids.clerk), village, "AA", "申报", now=NOW)
+    village = session.get_one(Region, ids.village)
+    app = workflow.apply(session, session.get_one(User, ids.clerk), village, "AA", "申报", now=NOW)
     workflow.town_review(
-        session, user(session, ids.town_admin), app, approve=True, opinion="同意", now=NOW
+        session, session.get_one(User, ids.town_admin), app, approve=True, opinion="同意", now=NOW
     )
     workflow.county_review(
-        session, user(session, ids.county_admin), app, approve=True, opinion="合格", now=NOW
+        session, session.get_one(User, ids.county_admin), app, approve=True, opinion="合格", now=NOW
     )
-    workflow.post_notice(session, user(session, ids.county_admin), app, now=NOW)
+    workflow.post_notice(session, session.get_one(User, ids.county_admin), app, now=NOW)
     session.commit()
     app_id = app.id
 
     def decide(s: Session) -> None:
-        decider = user(s, ids.county_admin2)
+        decider = s.get_one(User, ids.county_admin2)
         app = workflow.get_application(s, app_id, decider)  # as the views read it: no lock
         workflow.decide(
             s, decider, app, approve=True, decision_no="县〔2026〕1号", now=NOW + timedelta(7)
@@ -96,8 +88,7 @@ def test_one_decision_when_twelve_decide_at_once(committed: Flask) -> None:
     assert outcomes.count("ok") == 1
     assert outcomes.count("invalid_state") == THREADS - 1
     with Session(db.engine) as s:
-        awarded = s.get(CreditVillageApplication, app_id)
-        assert awarded is not None
+        awarded = s.get_one(CreditVillageApplication, app_id)
         assert awarded.status == "awarded"
         assert awarded.plaque_serial
     awards = select(func.count()).where(
@@ -110,7 +101,11 @@ def test_first_scores_of_one_village_at_once_make_one_assessment(committed: Flas
     ids = Ids()
     session = db.session()
     plan = assessment.create_plan(
-        session, user(session, ids.county_admin), period="2025", name="年度", indicators=INDICATORS
+        session,
+        session.get_one(User, ids.county_admin),
+        period="2025",
+        name="年度",
+        indicators=INDICATORS,
     )
     session.commit()
     plan_id = plan.id
@@ -121,7 +116,7 @@ def test_first_scores_of_one_village_at_once_make_one_assessment(committed: Flas
         assert village is not None
         assert the_plan is not None
         assessment.score_village(
-            s, user(s, ids.town_admin), the_plan, village, _marks(10, 10, 45), now=NOW
+            s, s.get_one(User, ids.town_admin), the_plan, village, _marks(10, 10, 45), now=NOW
         )
 
     outcomes = run_threads(THREADS, score)
@@ -133,19 +128,22 @@ def test_a_reward_paid_by_twelve_at_once_is_posted_once(committed: Flask) -> Non
     ids = Ids()
     session = db.session()
     plan = assessment.create_plan(
-        session, user(session, ids.county_admin), period="2025", name="年度", indicators=INDICATORS
+        session,
+        session.get_one(User, ids.county_admin),
+        period="2025",
+        name="年度",
+        indicators=INDICATORS,
     )
-    village = session.get(Region, ids.village)
-    assert village is not None
+    village = session.get_one(Region, ids.village)
     scored = assessment.score_village(
-        session, user(session, ids.town_admin), plan, village, _marks(10, 10, 45), now=NOW
+        session, session.get_one(User, ids.town_admin), plan, village, _marks(10, 10, 45), now=NOW
     )
-    assessment.approve(session, user(session, ids.town_admin2), scored.id)
+    assessment.approve(session, session.get_one(User, ids.town_admin2), scored.id)
     session.commit()
     assessment_id = scored.id
 
     def pay(s: Session) -> None:
-        assessment.pay(s, user(s, ids.town_admin), assessment_id, now=NOW)
+        assessment.pay(s, s.get_one(User, ids.town_admin), assessment_id, now=NOW)
 
     outcomes = run_threads(THREADS, pay)
     assert outcomes == ["ok"] * THREADS  # paying again answers the paid assessment
