@@ -391,6 +391,21 @@ def notice_list(
 # --- appeals -----------------------------------------------------------------------------
 
 
+def appeal_window_open(rating: Rating, day: date) -> bool:
+    """Whether an appeal (复议) against the rating may be filed on `day`: while it is under
+    notice, or once effective up to its `appeal_until` (the notice's end plus `appeal_days`).
+    A re-review result is final. Whether an appeal is already open is not checked here."""
+    if rating.re_reviewed:
+        return False
+    if rating.status == "notice":
+        return True
+    return (
+        rating.status == "effective"
+        and rating.appeal_until is not None
+        and day <= rating.appeal_until
+    )
+
+
 def file_appeal(
     session: Session,
     actor: User | None,
@@ -410,12 +425,7 @@ def file_appeal(
     # Lock and re-read the rating: a second appeal filed at the same moment waits, then
     # sees the first (the rating appealed, or an open appeal) instead of adding another.
     session.refresh(rating, with_for_update=True)
-    open_window = rating.status == "notice" or (
-        rating.status == "effective"
-        and rating.appeal_until is not None
-        and day <= rating.appeal_until
-    )
-    if not open_window or rating.re_reviewed:
+    if not appeal_window_open(rating, day):
         raise Conflict("invalid_state", details={"reason": "appeal window closed"})
     if session.scalar(
         select(RatingAppeal.id).where(

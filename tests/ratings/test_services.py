@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
 
-from mall.errors import ValidationFailed
+from mall.errors import Conflict, ValidationFailed
 from mall.ratings import calculator, schemes, services
 from mall.ratings.calculator import Reviewer, ReviewItem
+from mall.ratings.models import RATING_STATUSES, Rating
 from mall.regions.services import update_settings
 from tests.ratings.conftest import DAY, World, make_effective
 
@@ -139,3 +140,50 @@ def test_discount_and_level_info_for_pos(session: Session, world: World) -> None
     assert services.discount_rate_bp(session, world.household, date(2027, 1, 1)) == 0
     world.household.status = "frozen"
     assert services.discount_rate_bp(session, world.household, DAY) == 0
+
+
+# --- the appeal window (one rule for staff and for the household's own app) ----------------
+
+APPEAL_UNTIL = DAY + timedelta(days=16)
+
+
+def _rating(
+    status: str, *, re_reviewed: bool = False, appeal_until: date | None = APPEAL_UNTIL
+) -> Rating:
+    return Rating(status=status, re_reviewed=re_reviewed, appeal_until=appeal_until)
+
+
+@pytest.mark.parametrize(
+    ("status", "day", "is_open"),
+    [
+        ("notice", DAY, True),
+        ("notice", APPEAL_UNTIL + timedelta(days=1), True),  # until it takes effect
+        ("effective", APPEAL_UNTIL, True),  # the last day
+        ("effective", APPEAL_UNTIL + timedelta(days=1), False),
+        *[
+            (status, DAY, False)
+            for status in RATING_STATUSES
+            if status not in ("notice", "effective")
+        ],
+    ],
+)
+def test_appeal_window(status: str, day: date, is_open: bool) -> None:
+    assert services.appeal_window_open(_rating(status), day) is is_open
+
+
+def test_appeal_window_closed_after_a_re_review_or_without_a_date() -> None:
+    assert not services.appeal_window_open(_rating("notice", re_reviewed=True), DAY)
+    assert not services.appeal_window_open(_rating("effective", re_reviewed=True), DAY)
+    assert not services.appeal_window_open(_rating("effective", appeal_until=None), DAY)
+
+
+def test_file_appeal_follows_the_window(session: Session, world: World) -> None:
+    rating = make_effective(session, world.clerk, world.household, 85)
+    assert rating.appeal_until is not None
+    late = rating.appeal_until + timedelta(days=1)
+    assert not services.appeal_window_open(rating, late)
+    with pytest.raises(Conflict):
+        services.file_appeal(session, None, rating, "晚了", today=late)
+    assert services.appeal_window_open(rating, rating.appeal_until)
+    appeal = services.file_appeal(session, None, rating, "最后一天", today=rating.appeal_until)
+    assert appeal.status == "open"
