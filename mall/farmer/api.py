@@ -14,6 +14,8 @@ from mall.codes import qr
 from mall.extensions import db
 from mall.farmer import services
 from mall.farmer.schemas import (
+    FarmerAppealIn,
+    FarmerAppealOut,
     FarmerBenefitsOut,
     FarmerCardLostOut,
     FarmerCatalogArgs,
@@ -24,6 +26,7 @@ from mall.farmer.schemas import (
     FarmerPartnerArgs,
     FarmerPartnerList,
     FarmerPinChange,
+    FarmerRatingList,
     FarmerTransactionArgs,
     FarmerTransactionPage,
 )
@@ -162,3 +165,36 @@ class MyCardLost(MethodView):
         result = services.report_card_lost(session, g.subject)
         session.commit()
         return result, 200, NO_STORE
+
+
+@blp.route("/me/ratings")
+class MyRatings(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.response(200, FarmerRatingList)
+    @require_farmer
+    def get(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """The household's last ratings from their notice on, with the notice and appeal
+        dates, its appeals (复议) and the answers, and whether it may appeal today."""
+        return {"items": services.my_ratings(db.session(), g.subject)}, 200, NO_STORE
+
+
+@blp.route("/me/ratings/<int:rating_id>/appeals")
+class MyRatingAppeals(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(FarmerAppealIn)
+    @blp.response(201, FarmerAppealOut)
+    @blp.alt_response(400, description="validation_error: grounds empty or over 1000 characters")
+    @blp.alt_response(404, description="not_found: no such rating of this household")
+    @blp.alt_response(
+        409, description="invalid_state: the appeal window is closed, or an appeal is already open"
+    )
+    @require_farmer
+    def post(
+        self, body: dict[str, str], rating_id: int
+    ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Appeal (复议) one of the household's ratings: while it is under notice, or within
+        the days after the notice ended; the village answers by `answer_due`."""
+        session = db.session()
+        appeal = services.file_my_appeal(session, g.subject, rating_id, body["grounds"])
+        session.commit()
+        return appeal, 201, NO_STORE

@@ -57,6 +57,23 @@ BENEFIT_KIND_LABELS: dict[str, LazyString] = {
     "free_item": _l("免费项目"),
 }
 
+# Rating status -> what the household reads on its rating page (drafts and withdrawn
+# ratings are never shown to it).
+RATING_STATUS_LABELS: dict[str, LazyString] = {
+    "notice": _l("公示中"),
+    "appealed": _l("复议中"),
+    "effective": _l("生效"),
+    "superseded": _l("已被替代"),
+    "expired": _l("已到期"),
+    "revoked": _l("已撤销"),
+}
+
+APPEAL_STATUS_LABELS: dict[str, LazyString] = {
+    "open": _l("等待村里答复"),
+    "upheld": _l("维持原评级"),
+    "changed": _l("已重新评定"),
+}
+
 STAR_LABELS = {1: _l("一星级"), 2: _l("二星级"), 3: _l("三星级"), 4: _l("四星级"), 5: _l("五星级")}
 
 

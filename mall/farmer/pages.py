@@ -43,7 +43,15 @@ from mall.auth.services import FARMER_LOGIN_BLOCKED_STATUSES, authenticate_farme
 from mall.clock import as_aware, local_zone, utcnow
 from mall.codes import qr
 from mall.codes.services import PinRejected
-from mall.errors import DomainError, NotFound, TooManyRequests, Unauthorized, error_body
+from mall.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+    error_body,
+)
 from mall.extensions import csrf, db, remember_requested_lang
 from mall.farmer import services
 from mall.subjects.models import CreditSubject
@@ -389,3 +397,53 @@ def card_lost() -> Any:
         return render_template("farmer/card_lost.html", card=None, done=result)
     card = services.me(s, g.subject)["card"]
     return render_template("farmer/card_lost.html", card=card, done=None)
+
+
+@bp.route("/rating", methods=["GET", "POST"])
+@farmer_page
+def rating() -> Any:
+    """The household's ratings, their notice and appeal dates and answers; POST files an
+    appeal (复议) against one of them."""
+    s = db.session()
+    error, status, failed_id, grounds = None, 200, None, ""
+    if request.method == "POST":
+        raw_id = request.form.get("rating_id", "")
+        grounds = request.form.get("grounds", "")[:2000]
+        # A refusal has written nothing (file_appeal checks before it writes): the page is
+        # shown again in the same transaction, which the end of the request rolls back.
+        try:
+            if not raw_id.isdigit() or len(raw_id) > 19:
+                raise NotFound()
+            failed_id = int(raw_id)
+            appeal = services.file_my_appeal(s, g.subject, failed_id, grounds)
+        except ValidationFailed:
+            error = (
+                gettext("复议理由不能超过%(n)s字", n=services.GROUNDS_MAX_CHARS)
+                if grounds.strip()
+                else gettext("请填写复议理由")
+            )
+            status = 400
+        except NotFound:
+            error, status, failed_id = gettext("没有找到这条评级"), 404, None
+        except Conflict:
+            error = gettext("这条评级现在不能申请复议:已过复议期限,或已有复议正在办理。")
+            status = 409
+        else:
+            s.commit()
+            flash(
+                gettext(
+                    "复议申请已提交。村里将在%(date)s前答复。",
+                    date=appeal["answer_due"].isoformat(),
+                ),
+                "success",
+            )
+            return redirect(url_for("farmer_pages.rating"))
+    items = services.my_ratings(s, g.subject)
+    return render_template(
+        "farmer/rating.html",
+        items=items,
+        error=error,
+        failed_id=failed_id,
+        grounds=grounds if failed_id is not None else "",
+        max_chars=services.GROUNDS_MAX_CHARS,
+    ), status

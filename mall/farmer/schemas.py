@@ -172,3 +172,45 @@ class FarmerCardLostOut(BaseSchema):
     serial = fields.String()
     status = fields.String()
     revoked_at = fields.DateTime(allow_none=True)
+
+
+# Additions to farmer-api-v1: the household's ratings and its appeals (复议).
+
+
+class FarmerAppealOut(BaseSchema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "open, upheld, changed"})
+    status_label = fields.String()
+    grounds = fields.String()
+    filed_on = fields.Date()
+    answer_due = fields.Date(metadata={"description": "the village answers by this day"})
+    answer = fields.String(allow_none=True)
+    answered_at = fields.DateTime(allow_none=True)
+
+
+class FarmerRatingOut(BaseSchema):
+    id = fields.Integer()
+    level = fields.Nested(
+        FarmerLevelOut, allow_none=True, metadata={"description": "null: unrated"}
+    )
+    status = fields.String(
+        metadata={"description": "notice, appealed, effective, superseded, expired, revoked"}
+    )
+    status_label = fields.String()
+    origin = fields.String(
+        metadata={"description": "review, re_review, downgrade, re_rating, upstream"}
+    )
+    notice_from = fields.Date(allow_none=True)
+    notice_until = fields.Date(allow_none=True, metadata={"description": "last day of notice"})
+    appeal_until = fields.Date(allow_none=True, metadata={"description": "last day to appeal"})
+    effective_from = fields.Date(allow_none=True)
+    appealable = fields.Boolean(metadata={"description": "the household may appeal it today"})
+    appeals = fields.List(fields.Nested(FarmerAppealOut))
+
+
+class FarmerRatingList(BaseSchema):
+    items = fields.List(fields.Nested(FarmerRatingOut))
+
+
+class FarmerAppealIn(BaseSchema):
+    grounds = fields.String(required=True, validate=validate.Length(min=1, max=1000))

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 from mall.benefits import services as benefits
 from mall.clock import as_aware, business_date
 from mall.codes import services as codes
-from mall.errors import ValidationFailed
+from mall.errors import NotFound, ValidationFailed
 from mall.farmer.labels import (
+    APPEAL_STATUS_LABELS,
     BENEFIT_KIND_LABELS,
     CATEGORY_LABELS,
     KIND_LABELS,
+    RATING_STATUS_LABELS,
     STAR_LABELS,
     history_kind,
 )
@@ -36,6 +38,8 @@ from mall.ledger.models import (
     Posting,
 )
 from mall.partners.models import Partner
+from mall.ratings.models import Rating, RatingAppeal
+from mall.ratings.services import appeal_window_open, file_appeal
 from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
 
@@ -88,19 +92,19 @@ class Levels:
                 return _pick(lv.label_zh, lv.label_en)
         return _pick(*_star_pair(rank))
 
+    def named(self, code: str, rank: int) -> dict[str, Any]:
+        """`{code, label, rank}` of a level, named as the household's scheme names it."""
+        name = next(
+            (lv for lv in self._levels or () if lv.code == code),
+            _fallback_name(code, rank),
+        )
+        return {"code": code, "label": _pick(name.label_zh, name.label_en), "rank": rank}
+
     def current(self, subject: CreditSubject, today: date) -> dict[str, Any] | None:
         rank = benefits.effective_rank(subject, today)
         if rank is None or subject.level_code is None:
             return None
-        name = next(
-            (lv for lv in self._levels or () if lv.code == subject.level_code),
-            _fallback_name(subject.level_code, rank),
-        )
-        return {
-            "code": subject.level_code,
-            "label": _pick(name.label_zh, name.label_en),
-            "rank": rank,
-        }
+        return self.named(subject.level_code, rank)
 
 
 def _star_pair(rank: int) -> tuple[str, str]:
@@ -410,6 +414,117 @@ def catalog(
             }
         )
     return out
+
+
+# ---------------------------------------------------------------- ratings and appeals
+
+# Drafts are not yet public, withdrawn ratings were a mistake: the household sees neither.
+HIDDEN_RATING_STATUSES = ("draft", "withdrawn")
+MY_RATINGS_LIMIT = 5
+GROUNDS_MAX_CHARS = 1000
+_MAX_ID = 2**63 - 1  # BIGINT: a larger id names no rating (and PostgreSQL would refuse it)
+
+
+def appeal_view(appeal: RatingAppeal) -> dict[str, Any]:
+    return {
+        "id": appeal.id,
+        "status": appeal.status,
+        "status_label": str(APPEAL_STATUS_LABELS.get(appeal.status, appeal.status)),
+        "grounds": appeal.grounds,
+        "filed_on": appeal.filed_on,
+        "answer_due": appeal.answer_due,
+        "answer": appeal.answer,
+        "answered_at": as_aware(appeal.answered_at) if appeal.answered_at else None,
+    }
+
+
+def my_ratings(
+    session: Session, subject: CreditSubject, today: date | None = None
+) -> list[dict[str, Any]]:
+    """The household's ratings from their public notice on, newest first (at most
+    MY_RATINGS_LIMIT), each with its notice and appeal dates, its appeals and the village's
+    answers, and whether the household may appeal it today. Two queries: the ratings, then
+    their appeals."""
+    today = today or business_date()
+    ratings = list(
+        session.scalars(
+            select(Rating)
+            .where(
+                Rating.subject_id == subject.id,
+                Rating.status.not_in(HIDDEN_RATING_STATUSES),
+            )
+            .order_by(Rating.id.desc())
+            .limit(MY_RATINGS_LIMIT)
+        )
+    )
+    if not ratings:
+        return []
+    appeals: dict[int, list[RatingAppeal]] = {}
+    for appeal in session.scalars(
+        select(RatingAppeal)
+        .where(RatingAppeal.rating_id.in_([r.id for r in ratings]))
+        .order_by(RatingAppeal.id)
+    ):
+        appeals.setdefault(appeal.rating_id, []).append(appeal)
+    levels = Levels(session, subject)
+    out = []
+    for rating in ratings:
+        its_appeals = appeals.get(rating.id, [])
+        has_open = any(a.status == "open" for a in its_appeals)
+        out.append(
+            {
+                "id": rating.id,
+                "level": (
+                    levels.named(rating.level_code, rating.level_rank)
+                    if rating.level_code is not None and rating.level_rank is not None
+                    else None
+                ),
+                "status": rating.status,
+                "status_label": str(RATING_STATUS_LABELS.get(rating.status, rating.status)),
+                "origin": rating.origin,
+                "notice_from": rating.notice_from,
+                "notice_until": rating.notice_until,
+                "appeal_until": rating.appeal_until,
+                "effective_from": rating.effective_from,
+                "appealable": appeal_window_open(rating, today) and not has_open,
+                "appeals": [appeal_view(a) for a in its_appeals],
+            }
+        )
+    return out
+
+
+def file_my_appeal(
+    session: Session,
+    subject: CreditSubject,
+    rating_id: int,
+    grounds: str,
+    today: date | None = None,
+) -> dict[str, Any]:
+    """The household appeals (复议) one of its own ratings. Another household's rating, or
+    one it cannot see (a draft, a withdrawn one), is not_found, like a missing one; the
+    window and a second open appeal are file_appeal's to refuse (invalid_state)."""
+    text = (grounds or "").strip()
+    if not text:
+        raise ValidationFailed(details={"fields": {"grounds": ["required"]}})
+    if len(text) > GROUNDS_MAX_CHARS:
+        raise ValidationFailed(
+            details={"fields": {"grounds": [f"at most {GROUNDS_MAX_CHARS} characters"]}}
+        )
+    if not 0 < rating_id <= _MAX_ID:
+        raise NotFound()
+    rating = session.scalar(
+        select(Rating).where(
+            Rating.id == rating_id,
+            Rating.subject_id == subject.id,
+            Rating.status.not_in(HIDDEN_RATING_STATUSES),
+        )
+    )
+    if rating is None:
+        raise NotFound()
+    appeal = file_appeal(
+        session, None, rating, text, today or business_date(), filed_by=f"household:{subject.ref}"
+    )
+    return appeal_view(appeal)
 
 
 # ---------------------------------------------------------------- code, PIN, card

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
 
 from mall.benefits.models import Benefit
 from mall.codes.services import issue_card
+from mall.farmer import services as farmer_services
 from mall.ledger import Leg, household_wallets, partner_payable, post_entry, system_account
 from mall.ledger.models import CNY, INTEGRITY_FUND, POINTS, POINTS_FUND
 from mall.partners.models import Partner
+from mall.ratings import services as ratings
+from mall.ratings.models import Rating
 from mall.subjects.models import CreditSubject
 from tests.factories import County, make_county, make_household, make_partner
+from tests.ratings.conftest import score_for
 
 PHONE = "13800138111"
+RATED_ON = date(2026, 3, 2)  # notice 3-2 to 3-8 (7 days), appeals until 3-18, answers in 5 days
 
 
 @dataclass
@@ -100,3 +105,37 @@ def make_farm(session: Session) -> Farm:
 @pytest.fixture
 def farm(session: Session) -> Farm:
     return make_farm(session)
+
+
+class Calendar:
+    """The business date the farmer services see (they pass it on to the rating services)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.day = RATED_ON
+        monkeypatch.setattr(farmer_services, "business_date", lambda at=None: self.day)
+
+    def set(self, day: date) -> None:
+        self.day = day
+
+
+@pytest.fixture
+def calendar(monkeypatch: pytest.MonkeyPatch) -> Calendar:
+    return Calendar(monkeypatch)
+
+
+def rating_on_notice(
+    session: Session, subject: CreditSubject, day: date = RATED_ON, score: float = 85
+) -> Rating:
+    """A rating drafted and posted for notice on `day` (by the system)."""
+    rating = ratings.draft_rating(session, None, subject, score_for(score), today=day)
+    return ratings.post_notice(session, None, rating, today=day)
+
+
+def effective_rating(session: Session, subject: CreditSubject, day: date = RATED_ON) -> Rating:
+    """A rating posted on `day` that took effect when its notice ended (day + 7)."""
+    rating = rating_on_notice(session, subject, day)
+    ratings.activate_due(session, today=day + timedelta(days=7))
+    session.refresh(rating)
+    assert rating.status == "effective"
+    assert rating.effective_from == day + timedelta(days=7)
+    return rating

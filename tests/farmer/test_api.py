@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,10 +13,17 @@ from werkzeug.test import TestResponse
 from mall.auth.services import issue_farmer_tokens, issue_staff_token
 from mall.catalog.services import create_goods
 from mall.codes.services import verify_code
+from mall.ratings.models import RatingAppeal
 from mall.subjects.models import CreditSubject
 from tests.auth.client import FreshRequestClient, fresh_client
 from tests.factories import PIN, make_user
-from tests.farmer.conftest import Farm
+from tests.farmer.conftest import (
+    RATED_ON,
+    Calendar,
+    Farm,
+    effective_rating,
+    rating_on_notice,
+)
 
 
 @pytest.fixture
@@ -45,6 +53,8 @@ ENDPOINTS = [
     ("get", "/api/v1/partners"),
     ("put", "/api/v1/me/pin"),
     ("post", "/api/v1/me/card/report-lost"),
+    ("get", "/api/v1/me/ratings"),
+    ("post", "/api/v1/me/ratings/1/appeals"),
 ]
 
 
@@ -52,7 +62,7 @@ ENDPOINTS = [
 def test_every_endpoint_needs_a_farmer_token(
     client: FreshRequestClient, session: Session, farm: Farm, method: str, path: str
 ) -> None:
-    kwargs: dict[str, Any] = {"json": {"old_pin": PIN, "new_pin": "246813"}}
+    kwargs: dict[str, Any] = {"json": {"old_pin": PIN, "new_pin": "246813", "grounds": "分数算错"}}
     assert code_of(getattr(client, method)(path, **kwargs)) == "unauthorized"
     bad = {"Authorization": "Bearer not-a-token"}
     assert code_of(getattr(client, method)(path, headers=bad, **kwargs)) == "invalid_token"
@@ -221,3 +231,164 @@ def test_report_card_lost(client: FreshRequestClient, session: Session, farm: Fa
     again = client.post("/api/v1/me/card/report-lost", headers=h)
     assert again.status_code == 404
     assert body(client.get("/api/v1/me", headers=h))["card"] is None
+
+
+# ---------------------------------------------------------------- ratings and appeals (additions)
+
+
+def appeal(
+    client: FreshRequestClient, headers: dict[str, str], rating_id: int, grounds: Any = "分数算错了"
+) -> TestResponse:
+    return client.post(
+        f"/api/v1/me/ratings/{rating_id}/appeals", json={"grounds": grounds}, headers=headers
+    )
+
+
+def test_my_ratings_shows_the_notice_and_that_it_may_be_appealed(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = rating_on_notice(session, farm.household)
+    rating_on_notice(session, farm.neighbour)
+    calendar.set(RATED_ON + timedelta(days=2))
+    resp = client.get("/api/v1/me/ratings", headers=auth(session, farm.household))
+    assert resp.status_code == 200
+    assert resp.headers["Cache-Control"] == "no-store"
+    [item] = body(resp)["items"]  # the neighbour's is not here
+    assert item == {
+        "id": rating.id,
+        "level": {"code": "3", "label": "三星级", "rank": 3},
+        "status": "notice",
+        "status_label": "公示中",
+        "origin": "review",
+        "notice_from": "2026-03-02",
+        "notice_until": "2026-03-08",
+        "appeal_until": "2026-03-18",
+        "effective_from": None,
+        "appealable": True,
+        "appeals": [],
+    }
+
+
+def test_my_ratings_hides_drafts_newest_first_at_most_five(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    from mall.ratings import services as ratings
+    from tests.ratings.conftest import score_for
+
+    h = auth(session, farm.household)
+    draft = ratings.draft_rating(session, None, farm.household, score_for(85), today=RATED_ON)
+    assert body(client.get("/api/v1/me/ratings", headers=h))["items"] == []
+    assert appeal(client, h, draft.id).status_code == 404  # not public yet
+    ratings.post_notice(session, None, draft, today=RATED_ON)
+    ids = [draft.id]
+    for year in range(2027, 2033):
+        ratings.activate_due(session, today=RATED_ON.replace(year=year - 1) + timedelta(days=7))
+        ids.append(rating_on_notice(session, farm.household, RATED_ON.replace(year=year)).id)
+    items = body(client.get("/api/v1/me/ratings", headers=h))["items"]
+    assert [i["id"] for i in items] == ids[::-1][:5]
+    assert [i["status"] for i in items] == ["notice", "effective"] + ["superseded"] * 3
+
+
+def test_appeal_during_notice(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = rating_on_notice(session, farm.household)
+    calendar.set(RATED_ON + timedelta(days=3))
+    h = auth(session, farm.household)
+    resp = appeal(client, h, rating.id, "  家里有人参军,没有加分  ")
+    assert resp.status_code == 201
+    assert resp.headers["Cache-Control"] == "no-store"
+    filed = body(resp)
+    assert filed == {
+        "id": filed["id"],
+        "status": "open",
+        "status_label": "等待村里答复",
+        "grounds": "家里有人参军,没有加分",
+        "filed_on": "2026-03-05",
+        "answer_due": "2026-03-10",
+        "answer": None,
+        "answered_at": None,
+    }
+    session.refresh(rating)
+    assert rating.status == "appealed"
+    stored = session.get(RatingAppeal, filed["id"])
+    assert stored is not None
+    assert stored.filed_by == f"household:{farm.household.ref}"
+    [item] = body(client.get("/api/v1/me/ratings", headers=h))["items"]
+    assert (item["status"], item["status_label"], item["appealable"]) == (
+        "appealed",
+        "复议中",
+        False,
+    )
+    assert [a["id"] for a in item["appeals"]] == [filed["id"]]
+    again = appeal(client, h, rating.id)
+    assert again.status_code == 409
+    assert code_of(again) == "invalid_state"
+
+
+def test_appeal_within_ten_days_after_the_notice_on_an_effective_rating(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = effective_rating(session, farm.household)
+    calendar.set(rating.appeal_until)  # type: ignore[arg-type]  # the last day
+    h = auth(session, farm.household)
+    [item] = body(client.get("/api/v1/me/ratings", headers=h))["items"]
+    assert (item["status"], item["effective_from"], item["appealable"]) == (
+        "effective",
+        "2026-03-09",
+        True,
+    )
+    resp = appeal(client, h, rating.id)
+    assert resp.status_code == 201
+    session.refresh(rating)
+    assert rating.status == "effective"  # it stays in force while the village answers
+    [item] = body(client.get("/api/v1/me/ratings", headers=h))["items"]
+    assert item["appealable"] is False  # an appeal is open
+    assert item["appeals"][0]["answer_due"] == "2026-03-23"
+    second = appeal(client, h, rating.id)
+    assert second.status_code == 409
+    assert code_of(second) == "invalid_state"
+
+
+def test_appeal_after_the_window(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = effective_rating(session, farm.household)
+    calendar.set(rating.appeal_until + timedelta(days=1))  # type: ignore[operator]
+    h = auth(session, farm.household)
+    [item] = body(client.get("/api/v1/me/ratings", headers=h))["items"]
+    assert item["appealable"] is False
+    resp = appeal(client, h, rating.id)
+    assert resp.status_code == 409
+    assert code_of(resp) == "invalid_state"
+    assert session.query(RatingAppeal).filter_by(rating_id=rating.id).count() == 0
+
+
+def test_appeal_of_someone_elses_rating_is_not_found(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    theirs = rating_on_notice(session, farm.neighbour)
+    h = auth(session, farm.household)
+    for rating_id in (theirs.id, theirs.id + 1000, 99999999999999999999):
+        resp = appeal(client, h, rating_id)
+        assert resp.status_code == 404, rating_id
+        assert code_of(resp) == "not_found"
+    session.refresh(theirs)
+    assert theirs.status == "notice"
+
+
+def test_appeal_grounds_are_required_and_short(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = rating_on_notice(session, farm.household)
+    h = auth(session, farm.household)
+    for grounds in ("", "   ", "议" * 1001, None, 42):
+        resp = appeal(client, h, rating.id, grounds)
+        assert resp.status_code == 400, grounds
+        assert code_of(resp) == "validation_error"
+        assert "grounds" in body(resp)["error"]["details"]["fields"]
+    missing = client.post(f"/api/v1/me/ratings/{rating.id}/appeals", json={}, headers=h)
+    assert code_of(missing) == "validation_error"
+    session.refresh(rating)
+    assert rating.status == "notice"
+    assert appeal(client, h, rating.id, "议" * 1000).status_code == 201

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -11,9 +12,25 @@ from werkzeug.test import TestResponse
 
 from tests.auth.client import FreshRequestClient, fresh_client
 from tests.factories import PIN
-from tests.farmer.conftest import PHONE, Farm
+from tests.farmer.conftest import (
+    PHONE,
+    RATED_ON,
+    Calendar,
+    Farm,
+    effective_rating,
+    rating_on_notice,
+)
 
-PAGES = ["/m/", "/m/code", "/m/history", "/m/benefits", "/m/catalog", "/m/pin", "/m/card-lost"]
+PAGES = [
+    "/m/",
+    "/m/code",
+    "/m/history",
+    "/m/benefits",
+    "/m/catalog",
+    "/m/pin",
+    "/m/card-lost",
+    "/m/rating",
+]
 
 
 @pytest.fixture
@@ -179,3 +196,102 @@ def test_open_redirect_refused(client: FreshRequestClient, farm: Farm) -> None:
         "/m/login?next=//evil.example/x", data={"phone": PHONE, "pin": PIN, "csrf_token": token}
     )
     assert resp.headers["Location"] == "/m/"
+
+
+# ---------------------------------------------------------------- rating and appeal
+
+
+def test_rating_page_files_an_appeal(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = rating_on_notice(session, farm.household)
+    calendar.set(RATED_ON + timedelta(days=2))
+    login(client)
+    assert "我的评级与复议" in client.get("/m/").get_data(as_text=True)
+    page = client.get("/m/rating")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "公示中" in text
+    assert "2026-03-02 至 2026-03-08" in text
+    assert "截止日期 2026-03-18" in text
+    assert 'name="grounds"' in text
+    assert "复议理由" in text
+    form = {"rating_id": str(rating.id), "grounds": "家里有人参军,没有加分"}
+    no_csrf = client.post("/m/rating", data=form)
+    assert no_csrf.status_code == 400
+    assert "页面已过期" in no_csrf.get_data(as_text=True)
+    session.refresh(rating)
+    assert rating.status == "notice"
+    done = client.post("/m/rating", data={**form, "csrf_token": csrf_token(page)})
+    assert done.status_code == 302
+    assert done.headers["Location"] == "/m/rating"
+    after = client.get("/m/rating").get_data(as_text=True)
+    assert "复议申请已提交。村里将在2026-03-09前答复。" in after  # the flash
+    assert "复议中" in after
+    assert "家里有人参军,没有加分" in after
+    assert "等待村里答复" in after
+    assert 'name="grounds"' not in after  # appealed: no second appeal
+    session.refresh(rating)
+    assert rating.status == "appealed"
+
+
+def test_rating_page_shows_errors_on_the_page(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = rating_on_notice(session, farm.household)
+    theirs = rating_on_notice(session, farm.neighbour)
+    login(client)
+    token = csrf_token(client.get("/m/rating"))
+    empty = client.post(
+        "/m/rating", data={"rating_id": str(rating.id), "grounds": "  ", "csrf_token": token}
+    )
+    assert empty.status_code == 400
+    assert "请填写复议理由" in empty.get_data(as_text=True)
+    long = client.post(
+        "/m/rating", data={"rating_id": str(rating.id), "grounds": "议" * 1001, "csrf_token": token}
+    )
+    assert long.status_code == 400
+    assert "复议理由不能超过1000字" in long.get_data(as_text=True)
+    assert "议" * 1001 in long.get_data(as_text=True)  # what was typed is kept
+    for other in (str(theirs.id), "abc", "", "9" * 30):
+        resp = client.post(
+            "/m/rating", data={"rating_id": other, "grounds": "理由", "csrf_token": token}
+        )
+        assert resp.status_code == 404, other
+        assert "没有找到这条评级" in resp.get_data(as_text=True)
+    session.refresh(theirs)
+    assert theirs.status == "notice"
+
+
+def test_rating_page_after_the_window_has_no_form(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating = effective_rating(session, farm.household)
+    calendar.set(rating.appeal_until)  # type: ignore[arg-type]
+    login(client)
+    open_page = client.get("/m/rating")
+    assert "生效" in open_page.get_data(as_text=True)
+    assert 'name="grounds"' in open_page.get_data(as_text=True)  # the last day to appeal
+    token = csrf_token(open_page)
+    calendar.set(rating.appeal_until + timedelta(days=1))  # type: ignore[operator]
+    page = client.get("/m/rating")
+    text = page.get_data(as_text=True)
+    assert "生效日期" in text
+    assert 'name="grounds"' not in text
+    resp = client.post(
+        "/m/rating",
+        data={"rating_id": str(rating.id), "grounds": "理由", "csrf_token": token},
+    )
+    assert resp.status_code == 409
+    assert "不能申请复议" in resp.get_data(as_text=True)
+
+
+def test_rating_page_in_english(
+    client: FreshRequestClient, session: Session, farm: Farm, calendar: Calendar
+) -> None:
+    rating_on_notice(session, farm.household)
+    login(client)
+    text = client.get("/m/rating?lang=en").get_data(as_text=True)
+    assert "My rating and appeals" in text
+    assert "On notice" in text
+    assert "File the appeal" in text
