@@ -1,6 +1,6 @@
 """The farmer pages in Debian's chromium at a phone viewport, against gunicorn and the demo:
-log in, see both balances, watch the code refresh, open history and benefits; screenshots
-go to test-artifacts/farmer/; no console errors."""
+log in, see both balances, watch the code refresh, open history, benefits and the rating
+page; screenshots go to test-artifacts/farmer/; no console errors."""
 
 from __future__ import annotations
 
@@ -97,6 +97,10 @@ def test_farmer_journey(live_server: LiveServer, phone: Any) -> None:
     page.goto(base + "/m/benefits?lang=en")
     assert "Benefit list" in page.inner_text("h1")
     shot(page, "07-benefits-en")
+
+    page.goto(base + "/m/rating?lang=zh_CN")
+    assert page.inner_text("h1") == "我的评级与复议"
+    shot(page, "08-rating")
 
     sizes = page.evaluate(
         "performance.getEntriesByType('resource').map(e => e.transferSize)"
