@@ -417,11 +417,12 @@ def rating() -> Any:
             failed_id = int(raw_id)
             appeal = services.file_my_appeal(s, g.subject, failed_id, grounds)
         except ValidationFailed:
-            error = (
-                gettext("复议理由不能超过%(n)s字", n=services.GROUNDS_MAX_CHARS)
-                if grounds.strip()
-                else gettext("请填写复议理由")
-            )
+            if not grounds.strip():
+                error = gettext("请填写复议理由")
+            elif len(grounds.strip()) > services.GROUNDS_MAX_CHARS:
+                error = gettext("复议理由不能超过%(n)s字", n=services.GROUNDS_MAX_CHARS)
+            else:
+                error = gettext("复议理由里有无法保存的字符,请修改后再提交")
             status = 400
         except NotFound:
             error, status, failed_id = gettext("没有找到这条评级"), 404, None

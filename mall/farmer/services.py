@@ -510,6 +510,8 @@ def file_my_appeal(
         raise ValidationFailed(
             details={"fields": {"grounds": [f"at most {GROUNDS_MAX_CHARS} characters"]}}
         )
+    if "\x00" in text:  # PostgreSQL text cannot hold it: refused here, not by the database
+        raise ValidationFailed(details={"fields": {"grounds": ["invalid character"]}})
     if not 0 < rating_id <= _MAX_ID:
         raise NotFound()
     rating = session.scalar(

@@ -382,7 +382,7 @@ def test_appeal_grounds_are_required_and_short(
 ) -> None:
     rating = rating_on_notice(session, farm.household)
     h = auth(session, farm.household)
-    for grounds in ("", "   ", "议" * 1001, None, 42):
+    for grounds in ("", "   ", "议" * 1001, None, 42, "分数\x00算错"):
         resp = appeal(client, h, rating.id, grounds)
         assert resp.status_code == 400, grounds
         assert code_of(resp) == "validation_error"

@@ -253,6 +253,11 @@ def test_rating_page_shows_errors_on_the_page(
     assert long.status_code == 400
     assert "复议理由不能超过1000字" in long.get_data(as_text=True)
     assert "议" * 1001 in long.get_data(as_text=True)  # what was typed is kept
+    nul = client.post(
+        "/m/rating", data={"rating_id": str(rating.id), "grounds": "a\x00b", "csrf_token": token}
+    )
+    assert nul.status_code == 400
+    assert "无法保存的字符" in nul.get_data(as_text=True)
     for other in (str(theirs.id), "abc", "", "9" * 30):
         resp = client.post(
             "/m/rating", data={"rating_id": other, "grounds": "理由", "csrf_token": token}
