@@ -55,3 +55,20 @@ def screenshot(page: Any, name: str, folder: str = "") -> None:
     target = ARTIFACTS / folder if folder else ARTIFACTS
     target.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target / name), full_page=True)
+
+
+# Two submit events in a row, as a double click on a slow connection makes them: the first
+# goes ahead, the second is dropped (synthetic events: nothing is actually sent).
+_TWO_SUBMITS = """form => {
+  const first = new SubmitEvent("submit", {bubbles: true, cancelable: true});
+  const second = new SubmitEvent("submit", {bubbles: true, cancelable: true});
+  form.dispatchEvent(first);
+  form.dispatchEvent(second);
+  delete form.dataset.sending;
+  return [first.defaultPrevented, second.defaultPrevented];
+}"""
+
+
+def repeat_submit_dropped(form: Any) -> bool:
+    """mall/static/forms.js at work on this form (a Playwright locator)."""
+    return bool(form.evaluate(_TWO_SUBMITS) == [False, True])

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, screenshot
+from tests.browser import chromium, repeat_submit_dropped, screenshot
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -74,22 +74,6 @@ def _kpi(s: Session) -> int:
     return int(s.page.locator('[data-kpi="points-issued"]').inner_text().replace(",", ""))
 
 
-# Two submit events in a row, as a double click on a slow connection makes them: the first
-# goes ahead, the second is dropped (synthetic events: nothing is actually sent).
-_TWO_SUBMITS = """form => {
-  const first = new SubmitEvent("submit", {bubbles: true, cancelable: true});
-  const second = new SubmitEvent("submit", {bubbles: true, cancelable: true});
-  form.dispatchEvent(first);
-  form.dispatchEvent(second);
-  delete form.dataset.sending;
-  return [first.defaultPrevented, second.defaultPrevented];
-}"""
-
-
-def _repeat_submit_dropped(form: Any) -> bool:
-    return bool(form.evaluate(_TWO_SUBMITS) == [False, True])
-
-
 def test_township_admin_journey(live_server: LiveServer, browser: Any) -> None:
     base = live_server.url
     admin1, clerk1, admin2 = (
@@ -107,7 +91,7 @@ def test_township_admin_journey(live_server: LiveServer, browser: Any) -> None:
 
     # A partner, with validation first.
     s.go("/admin/partners/new")
-    assert _repeat_submit_dropped(s.page.locator("main form").first)
+    assert repeat_submit_dropped(s.page.locator("main form").first)
     s.page.get_by_role("button", name="创建商户").click()
     assert s.page.get_by_text("请填写商户名称").is_visible()
     s.page.get_by_label("商户名称").fill(PARTNER)

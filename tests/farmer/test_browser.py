@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, screenshot
+from tests.browser import chromium, repeat_submit_dropped, screenshot
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -101,6 +101,9 @@ def test_farmer_journey(live_server: LiveServer, phone: Any) -> None:
     page.goto(base + "/m/rating?lang=zh_CN")
     assert page.inner_text("h1") == "我的评级与复议"
     shot(page, "08-rating")
+
+    page.goto(base + "/m/pin")
+    assert repeat_submit_dropped(page.locator("main form").first)  # a double tap sends once
 
     sizes = page.evaluate(
         "performance.getEntriesByType('resource').map(e => e.transferSize)"
