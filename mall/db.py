@@ -193,3 +193,12 @@ def commit_without_waiting_for_disk(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     session.commit()
+
+
+def lock_row(session: Session, instance: object) -> None:
+    """Lock the instance's row until the transaction ends and read it again (SELECT ... FOR
+    UPDATE; nothing on SQLite, whose write transactions are serial), so the checks that
+    follow see what a concurrent transaction committed meanwhile. Changes not yet flushed
+    are flushed first: a refresh alone would silently put the old values back."""
+    session.flush()
+    session.refresh(instance, with_for_update=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
-from mall.db import insert_for_dialect
+from mall.db import insert_for_dialect, lock_row
 from mall.driver_sql import DriverStatement, EntityLoader
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, Account
@@ -447,7 +447,7 @@ def check_card_pin(
     # Lock the row so concurrent wrong tries are all counted (SQLite serialises writers).
     # Flush first: the refresh reloads the row and would drop unflushed changes.
     session.flush()
-    session.refresh(subject, with_for_update=True)
+    lock_row(session, subject)
     locked = _locked_until(subject, now)
     if locked is not None:
         raise PinRejected("pin_locked", details={"locked_until": locked.isoformat()})

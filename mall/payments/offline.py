@@ -22,6 +22,7 @@ from mall.clock import as_aware, business_date, utcnow
 from mall.codes import policy
 from mall.codes.models import IntegrityCard
 from mall.codes.services import VerifiedCode, consume_dynamic_code, verify_code
+from mall.db import lock_row
 from mall.errors import MESSAGES, DomainError, Forbidden, Unprocessable
 from mall.ledger.accounts import household_wallets, partner_payable, system_account
 from mall.ledger.models import CNY, OFFLINE_SHORTFALL
@@ -123,7 +124,7 @@ def _apply(
         raise Rejected("partner_not_eligible")
     day = business_date(captured_at)
     # One upload at a time per household, so two terminals cannot both pass the floor limit.
-    session.refresh(subject, with_for_update=True)
+    lock_row(session, subject)
     floor = policy.offline_floor_limit_fen()
     if _granted_today(session, subject.id, day) + sale.integrity_discount_fen > floor:
         raise Rejected("over_floor_limit", details={"floor_limit_fen": floor})

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mall.catalog.services import restore_stock
 from mall.clock import business_date, utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, ValidationFailed
 from mall.ledger.accounts import household_wallets, partner_payable
 from mall.ledger.models import CNY, POINTS
@@ -50,7 +51,7 @@ def refund_payment(
 ) -> Refund:
     """Refund part or all of a completed payment; with neither `amount_fen` nor `items`,
     everything still unrefunded. More than was paid: refund_exceeds_payment (409)."""
-    session.refresh(payment, with_for_update=True)
+    lock_row(session, payment)
     if payment.status != "completed":
         raise Conflict("invalid_state", details={"status": payment.status})
     remaining_amount = payment.amount_fen - payment.refunded_amount_fen

@@ -32,6 +32,7 @@ from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes.services import VerifiedCode, check_card_pin, verify_code
+from mall.db import lock_row
 from mall.driver_sql import MappedInsert
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import sale_accounts
@@ -477,7 +478,7 @@ def get_payment(session: Session, partner_id: int, public_id: str) -> Payment:
 
 
 def _lock_payment(session: Session, payment: Payment) -> Payment:
-    session.refresh(payment, with_for_update=True)
+    lock_row(session, payment)
     return payment
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import system_account
 from mall.ledger.bulk import Transfer, copy_rows, post_household_transfers
@@ -116,7 +117,7 @@ def record_event(
     # counted `events` from the same old value and one count was lost, and an entry racing
     # the submit (or the approval) landed in a batch no longer a draft. Now the second waits,
     # then counts on from the first, or sees the batch submitted and is refused.
-    session.refresh(batch, with_for_update=True)
+    lock_row(session, batch)
     if batch.status != "draft" or batch.source != "manual":
         raise Conflict("invalid_state", details={"status": batch.status})
     if batch.maker_id != actor.id:
@@ -293,7 +294,7 @@ def submit_batch(session: Session, actor: User, batch: PointBatch) -> PointBatch
     ensure_can_write(actor, village_id=batch.village_id)
     if batch.maker_id != actor.id:
         raise Forbidden()
-    session.refresh(batch, with_for_update=True)  # after an entry being recorded, see its count
+    lock_row(session, batch)  # after an entry being recorded, see its count
     if batch.status != "draft" or batch.events == 0:
         raise Conflict("invalid_state", details={"status": batch.status, "events": batch.events})
     batch.status = "submitted"

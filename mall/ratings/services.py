@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ratings import calculator, integrity
 from mall.ratings.calculator import Reviewer, ReviewItem
@@ -235,7 +236,7 @@ def _locked(session: Session, rating: Rating, *allowed: str) -> None:
     """Lock the rating's row and read it again, then check its status: a second step on the
     same rating at the same moment (two staff, a double click) waits here, then sees the
     first one's status and is refused with invalid_state instead of writing over it."""
-    session.refresh(rating, with_for_update=True)
+    lock_row(session, rating)
     if rating.status not in allowed:
         raise Conflict("invalid_state", details={"status": rating.status})
 
@@ -424,7 +425,7 @@ def file_appeal(
         raise ValidationFailed(details={"fields": {"grounds": ["required"]}})
     # Lock and re-read the rating: a second appeal filed at the same moment waits, then
     # sees the first (the rating appealed, or an open appeal) instead of adding another.
-    session.refresh(rating, with_for_update=True)
+    lock_row(session, rating)
     if not appeal_window_open(rating, day):
         raise Conflict("invalid_state", details={"reason": "appeal window closed"})
     if session.scalar(
@@ -473,7 +474,7 @@ def answer_appeal(
     # Every step on an appeal locks its rating first (file_appeal too): a second answer at
     # the same moment waits here, then reads the appeal answered and is refused, instead of
     # answering again (a second re-review rating was a unique-index 500).
-    session.refresh(rating, with_for_update=True)
+    lock_row(session, rating)
     session.refresh(appeal)
     if appeal.status != "open":
         raise Conflict("invalid_state", details={"status": appeal.status})
@@ -581,7 +582,7 @@ def activate_rating(
     day = _today(today)
     ensure_visible(actor, rating)
     ensure_can_write(actor, village_id=rating.village_id)
-    session.refresh(rating, with_for_update=True)
+    lock_row(session, rating)
     if rating.status != "notice" or rating.notice_until is None or rating.notice_until >= day:
         raise Conflict(
             "invalid_state",

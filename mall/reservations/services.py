@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, local_zone, utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import household_wallet, partner_payable
 from mall.ledger.holds import capture_hold, place_hold, void_hold
@@ -185,7 +186,7 @@ def reserve(
     merged = _merge(items, limits.max_qty)
     partner = _partner_for(session, subject, partner_id)
     # One household's reservations run one at a time: the limits below hold under races.
-    session.refresh(subject, with_for_update=True)
+    lock_row(session, subject)
     if client_key is not None:
         found = _replayed(session, subject, client_key, partner.id, merged)
         if found is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, ValidationFailed
 from mall.ledger.accounts import partner_payable, system_account
 from mall.ledger.models import CNY, PARTNER_PAYABLE, POINTS, SETTLED_PAYOUTS, Account
@@ -64,7 +65,7 @@ def mark_paid(
     reference = (reference or "").strip()
     if not reference:
         raise ValidationFailed(details={"fields": {"reference": ["required"]}})
-    session.refresh(statement, with_for_update=True)
+    lock_row(session, statement)
     if statement.paid_at is not None:
         if statement.paid_reference == reference and statement.paid_on == paid_on:
             return statement  # the same request again

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
+from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, ValidationFailed
 from mall.partners.models import Partner
 from mall.regions.models import Region
@@ -48,7 +49,7 @@ def deactivate_user(session: Session, actor: User, target: User) -> bool:
     ensure_may_deactivate(actor, target)
     # Lock and re-read the account: two admins (or a double click) turning it off at once
     # both saw it active and both audited the change; the second now sees it off.
-    session.refresh(target, with_for_update=True)
+    lock_row(session, target)
     if not target.active:
         return False
     target.active = False

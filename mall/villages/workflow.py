@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ratings.schemes import scheme_for_kind
 from mall.regions.models import Region
@@ -57,7 +58,7 @@ def _locked_state(session: Session, app: CreditVillageApplication, *allowed: str
     """Lock the application's row and read it again, then check its status: a second review
     or decision of the same application at the same moment waits here, then sees the first
     one's status and is refused with invalid_state instead of writing over it."""
-    session.refresh(app, with_for_update=True)
+    lock_row(session, app)
     if app.status not in allowed:
         raise Conflict("invalid_state", details={"status": app.status, "expected": list(allowed)})
 

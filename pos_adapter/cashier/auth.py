@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from mall.auth.services import session_version
 from mall.clock import utcnow
+from mall.db import lock_row
 from mall.errors import Forbidden
 from mall.partners.models import Partner, Terminal
 from mall.partners.services import create_terminal
@@ -45,7 +46,7 @@ class CashierContext:
 def web_terminal(db_session: Session, partner: Partner) -> Terminal:
     """The partner's web terminal, created if absent. The partner row is locked first
     (PostgreSQL), so two first logins at once create one terminal, not two."""
-    db_session.refresh(partner, with_for_update=True)
+    lock_row(db_session, partner)
     terminal = db_session.scalar(
         select(Terminal)
         .where(Terminal.partner_id == partner.id, Terminal.name == WEB_TERMINAL_NAME)

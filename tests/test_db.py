@@ -1,0 +1,36 @@
+"""mall.db helpers."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy.exc
+from flask import Flask
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from mall.db import lock_row
+from mall.extensions import db
+from mall.regions.models import Region
+from mall.regions.services import create_region
+
+
+def test_lock_row_keeps_changes_not_yet_flushed(session: Session) -> None:
+    county = create_region(session, kind="county", code="C-LOCK", name="锁定县")
+    session.flush()
+    county.name = "改名县"  # pending: a bare refresh would put the old name back
+    lock_row(session, county)
+    assert county.name == "改名县"
+    assert session.scalar(select(Region.name).where(Region.code == "C-LOCK")) == "改名县"
+
+
+@pytest.mark.postgres_only
+def test_lock_row_holds_the_row_until_the_transaction_ends(committed: Flask) -> None:
+    session = db.session()
+    county = create_region(session, kind="county", code="C-HELD", name="占用县")
+    session.commit()
+    lock_row(session, county)
+    with Session(db.engine) as other:
+        with pytest.raises(sqlalchemy.exc.OperationalError):  # lock_not_available
+            other.execute(text("SELECT 1 FROM regions WHERE code = 'C-HELD' FOR UPDATE NOWAIT"))
+        other.rollback()
+    session.rollback()
