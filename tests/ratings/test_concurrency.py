@@ -46,6 +46,17 @@ def history(action: str) -> int:
     return count(select(func.count()).where(RatingHistory.action == action))
 
 
+def rated(ids: Ids) -> None:
+    """The household holds an effective rating (committed)."""
+    session = db.session()
+    clerk, household = (
+        session.get_one(User, ids.clerk),
+        session.get_one(CreditSubject, ids.household),
+    )
+    make_effective(session, clerk, household, 96)
+    session.commit()
+
+
 def draft(ids: Ids, score: float = 72) -> int:
     session = db.session()
     r = services.draft_rating(
@@ -150,11 +161,7 @@ def test_one_re_review_when_an_appeal_is_answered_six_times_at_once(committed: F
 
 def test_one_downgrade_when_six_admins_downgrade_at_once(committed: Flask) -> None:
     ids = Ids()
-    session = db.session()
-    make_effective(
-        session, session.get_one(User, ids.clerk), session.get_one(CreditSubject, ids.household), 96
-    )
-    session.commit()
+    rated(ids)
 
     def downgrade(s: Session) -> None:
         services.downgrade(
@@ -174,11 +181,7 @@ def test_one_downgrade_when_six_admins_downgrade_at_once(committed: Flask) -> No
 
 def test_one_revocation_when_six_admins_revoke_at_once(committed: Flask) -> None:
     ids = Ids()
-    session = db.session()
-    make_effective(
-        session, session.get_one(User, ids.clerk), session.get_one(CreditSubject, ids.household), 96
-    )
-    session.commit()
+    rated(ids)
 
     def revoke(s: Session) -> None:
         services.revoke(

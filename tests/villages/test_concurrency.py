@@ -49,6 +49,16 @@ class Ids:
         session.commit()
 
 
+def yearly_plan(session: Session, ids: Ids) -> AssessmentPlan:
+    return assessment.create_plan(
+        session,
+        session.get_one(User, ids.county_admin),
+        period="2025",
+        name="年度",
+        indicators=INDICATORS,
+    )
+
+
 def test_one_application_when_a_village_applies_twelve_times_at_once(committed: Flask) -> None:
     ids = Ids()
 
@@ -100,21 +110,13 @@ def test_one_decision_when_twelve_decide_at_once(committed: Flask) -> None:
 def test_first_scores_of_one_village_at_once_make_one_assessment(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    plan = assessment.create_plan(
-        session,
-        session.get_one(User, ids.county_admin),
-        period="2025",
-        name="年度",
-        indicators=INDICATORS,
-    )
+    plan = yearly_plan(session, ids)
     session.commit()
     plan_id = plan.id
 
     def score(s: Session) -> None:
-        village = s.get(Region, ids.village)
-        the_plan = s.get(AssessmentPlan, plan_id)
-        assert village is not None
-        assert the_plan is not None
+        village = s.get_one(Region, ids.village)
+        the_plan = s.get_one(AssessmentPlan, plan_id)
         assessment.score_village(
             s, s.get_one(User, ids.town_admin), the_plan, village, _marks(10, 10, 45), now=NOW
         )
@@ -127,13 +129,7 @@ def test_first_scores_of_one_village_at_once_make_one_assessment(committed: Flas
 def test_a_reward_paid_by_twelve_at_once_is_posted_once(committed: Flask) -> None:
     ids = Ids()
     session = db.session()
-    plan = assessment.create_plan(
-        session,
-        session.get_one(User, ids.county_admin),
-        period="2025",
-        name="年度",
-        indicators=INDICATORS,
-    )
+    plan = yearly_plan(session, ids)
     village = session.get_one(Region, ids.village)
     scored = assessment.score_village(
         session, session.get_one(User, ids.town_admin), plan, village, _marks(10, 10, 45), now=NOW
