@@ -32,6 +32,7 @@ from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.extensions import db
 from mall.ratings import services as ratings
 from mall.ratings.calculator import Reviewer, ReviewItem
+from mall.ratings.labels import rating_status_label
 from mall.ratings.models import Rating, RatingAppeal
 from mall.regions.services import get_region
 from mall.subjects.models import CreditSubject
@@ -39,21 +40,7 @@ from mall.subjects.services import get_by_ref
 
 NAV_ITEMS.append(NavItem("admin.rating_notices", _l("评级"), STAFF, order=20))
 
-RATING_STATUS_LABELS = {
-    "draft": _l("草稿"),
-    "notice": _l("公示中"),
-    "appealed": _l("复议中"),
-    "effective": _l("生效"),
-    "superseded": _l("已被替代"),
-    "expired": _l("已到期"),
-    "revoked": _l("已撤销"),
-    "withdrawn": _l("已撤回"),
-}
 APPEAL_STATUS_LABELS = {"open": _l("待答复"), "upheld": _l("维持原评"), "changed": _l("已改评")}
-
-
-def _status_label(status: str) -> str:
-    return str(RATING_STATUS_LABELS.get(status, status))
 
 
 def _household(ref: str) -> CreditSubject:
@@ -121,7 +108,7 @@ def rating_notices() -> Any:
                     r["household_name"],
                     r["level_label"],
                     r["score"],
-                    _status_label(r["status"]),
+                    rating_status_label(r["status"]),
                     r["notice_from"],
                     r["notice_until"],
                     r["appeal_until"],
@@ -135,7 +122,7 @@ def rating_notices() -> Any:
         villages=villages,
         village=village,
         rows=rows,
-        status_label=_status_label,
+        status_label=rating_status_label,
         printable=request.args.get("print") == "1",
     )
 
@@ -181,7 +168,7 @@ def rating(rating_id: int) -> str:
         r=r,
         s=subject,
         appeals=appeals,
-        status_label=_status_label,
+        status_label=rating_status_label,
         appeal_label=lambda s: APPEAL_STATUS_LABELS.get(s, s),
         village=get_region(session, r.village_id).name,
         today=business_date(),
@@ -273,7 +260,7 @@ def rating_withdraw(rating_id: int) -> Any:
         submit=gettext("确认撤回"),
         facts=[
             (gettext("等级"), r.level_code or gettext("未评级")),
-            (gettext("状态"), _status_label(r.status)),
+            (gettext("状态"), rating_status_label(r.status)),
         ],
         back_url=url_for("admin.rating", rating_id=rating_id),
     ), (400 if form.errors else 200)

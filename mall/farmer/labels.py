@@ -57,17 +57,6 @@ BENEFIT_KIND_LABELS: dict[str, LazyString] = {
     "free_item": _l("免费项目"),
 }
 
-# Rating status -> what the household reads on its rating page (drafts and withdrawn
-# ratings are never shown to it).
-RATING_STATUS_LABELS: dict[str, LazyString] = {
-    "notice": _l("公示中"),
-    "appealed": _l("复议中"),
-    "effective": _l("生效"),
-    "superseded": _l("已被替代"),
-    "expired": _l("已到期"),
-    "revoked": _l("已撤销"),
-}
-
 APPEAL_STATUS_LABELS: dict[str, LazyString] = {
     "open": _l("等待村里答复"),
     "upheld": _l("维持原评级"),

@@ -25,7 +25,6 @@ from mall.farmer.labels import (
     BENEFIT_KIND_LABELS,
     CATEGORY_LABELS,
     KIND_LABELS,
-    RATING_STATUS_LABELS,
     STAR_LABELS,
     history_kind,
 )
@@ -38,6 +37,7 @@ from mall.ledger.models import (
     Posting,
 )
 from mall.partners.models import Partner
+from mall.ratings.labels import rating_status_label
 from mall.ratings.models import Rating, RatingAppeal
 from mall.ratings.services import appeal_window_open, file_appeal
 from mall.regions.models import Region
@@ -480,7 +480,7 @@ def my_ratings(
                     else None
                 ),
                 "status": rating.status,
-                "status_label": str(RATING_STATUS_LABELS.get(rating.status, rating.status)),
+                "status_label": rating_status_label(rating.status),
                 "origin": rating.origin,
                 "notice_from": rating.notice_from,
                 "notice_until": rating.notice_until,
