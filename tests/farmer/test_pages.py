@@ -212,7 +212,7 @@ def test_rating_page_files_an_appeal(
     text = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "公示中" in text
-    assert "2026-03-02 至 2026-03-08" in text
+    assert '<span class="date">2026-03-02</span> 至 <span class="date">2026-03-08</span>' in text
     assert "截止日期 2026-03-18" in text
     assert 'name="grounds"' in text
     assert "复议理由" in text
