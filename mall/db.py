@@ -16,6 +16,7 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -202,3 +203,16 @@ def lock_row(session: Session, instance: object) -> None:
     are flushed first: a refresh alone would silently put the old values back."""
     session.flush()
     session.refresh(instance, with_for_update=True)
+
+
+def add_unique(session: Session, instance: object, refusal: Exception) -> None:
+    """Add and flush a new row in a savepoint; should a unique key refuse it (the same key
+    inserted by a concurrent request, after both passed the caller's own check), raise
+    `refusal` (a DomainError: 409, not a 500) and leave the rest of the transaction usable.
+    The savepoint opens before the add: begin_nested() flushes pending objects first."""
+    try:
+        with session.begin_nested():
+            session.add(instance)
+            session.flush()
+    except IntegrityError as exc:
+        raise refusal from exc

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from mall.catalog.models import Goods
+from mall.db import add_unique
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.partners.models import Partner
 
@@ -49,15 +49,11 @@ def create_goods(
         min_level_rank=min_level_rank,
         active=active,
     )
-    try:
-        # The check above answers the common case; two admins adding the same SKU at once
-        # both pass it, and the unique key refuses the second: a Conflict, not a 500. The
-        # savepoint opens before the add (begin_nested() flushes pending objects first).
-        with session.begin_nested():
-            session.add(goods)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(details={"fields": {"sku": ["already exists for this partner"]}}) from exc
+    # The check above answers the common case; two admins adding the same SKU at once
+    # both pass it, and the unique key refuses the second: a Conflict, not a 500.
+    add_unique(
+        session, goods, Conflict(details={"fields": {"sku": ["already exists for this partner"]}})
+    )
     return goods
 
 

@@ -416,14 +416,8 @@ def rating() -> Any:
                 raise NotFound()
             failed_id = int(raw_id)
             appeal = services.file_my_appeal(s, g.subject, failed_id, grounds)
-        except ValidationFailed:
-            if not grounds.strip():
-                error = gettext("请填写复议理由")
-            elif len(grounds.strip()) > services.GROUNDS_MAX_CHARS:
-                error = gettext("复议理由不能超过%(n)s字", n=services.GROUNDS_MAX_CHARS)
-            else:
-                error = gettext("复议理由里有无法保存的字符,请修改后再提交")
-            status = 400
+        except ValidationFailed as exc:
+            error, status = _grounds_problem(exc.details["fields"]["grounds"][0]), 400
         except NotFound:
             error, status, failed_id = gettext("没有找到这条评级"), 404, None
         except Conflict:
@@ -448,3 +442,12 @@ def rating() -> Any:
         grounds=grounds if failed_id is not None else "",
         max_chars=services.GROUNDS_MAX_CHARS,
     ), status
+
+
+def _grounds_problem(problem: str) -> str:
+    """The service's refusal of an appeal's grounds, in the household's words."""
+    if problem == services.GROUNDS_REQUIRED:
+        return gettext("请填写复议理由")
+    if problem == services.GROUNDS_TOO_LONG:
+        return gettext("复议理由不能超过%(n)s字", n=services.GROUNDS_MAX_CHARS)
+    return gettext("复议理由里有无法保存的字符,请修改后再提交")

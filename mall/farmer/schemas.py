@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from mall.api_common import BaseSchema
+from mall.farmer.services import GROUNDS_MAX_CHARS
 from mall.partners.models import PARTNER_CATEGORIES
 
 
@@ -213,4 +214,4 @@ class FarmerRatingList(BaseSchema):
 
 
 class FarmerAppealIn(BaseSchema):
-    grounds = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    grounds = fields.String(required=True, validate=validate.Length(min=1, max=GROUNDS_MAX_CHARS))

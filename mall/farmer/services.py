@@ -422,6 +422,10 @@ def catalog(
 HIDDEN_RATING_STATUSES = ("draft", "withdrawn")
 MY_RATINGS_LIMIT = 5
 GROUNDS_MAX_CHARS = 1000
+# What is wrong with an appeal's grounds (the API's `details.fields.grounds`)
+GROUNDS_REQUIRED = "required"
+GROUNDS_TOO_LONG = f"at most {GROUNDS_MAX_CHARS} characters"
+GROUNDS_BAD_CHARACTER = "invalid character"
 _MAX_ID = 2**63 - 1  # BIGINT: a larger id names no rating (and PostgreSQL would refuse it)
 
 
@@ -504,14 +508,15 @@ def file_my_appeal(
     one it cannot see (a draft, a withdrawn one), is not_found, like a missing one; the
     window and a second open appeal are file_appeal's to refuse (invalid_state)."""
     text = (grounds or "").strip()
+    problem = None
     if not text:
-        raise ValidationFailed(details={"fields": {"grounds": ["required"]}})
-    if len(text) > GROUNDS_MAX_CHARS:
-        raise ValidationFailed(
-            details={"fields": {"grounds": [f"at most {GROUNDS_MAX_CHARS} characters"]}}
-        )
-    if "\x00" in text:  # PostgreSQL text cannot hold it: refused here, not by the database
-        raise ValidationFailed(details={"fields": {"grounds": ["invalid character"]}})
+        problem = GROUNDS_REQUIRED
+    elif len(text) > GROUNDS_MAX_CHARS:
+        problem = GROUNDS_TOO_LONG
+    elif "\x00" in text:  # PostgreSQL text cannot hold it: refused here, not by the database
+        problem = GROUNDS_BAD_CHARACTER
+    if problem is not None:
+        raise ValidationFailed(details={"fields": {"grounds": [problem]}})
     if not 0 < rating_id <= _MAX_ID:
         raise NotFound()
     rating = session.scalar(

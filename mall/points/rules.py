@@ -4,10 +4,10 @@ replaces (or, inactive, switches off) the county's."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
+from mall.db import add_unique
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.points.models import RULE_CATEGORIES, EarningRule
 from mall.regions.models import Region
@@ -75,15 +75,10 @@ def create_rule(
         cap_year=cap_year,
         active=active,
     )
-    try:
-        # Two admins adding the same code at once both pass the check above; the unique key
-        # refuses the second, answered as the check would: a Conflict, not a 500. (So is a
-        # code given with spaces around it, which the check compared unstripped.)
-        with session.begin_nested():
-            session.add(rule)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(details={"code": code.strip()}) from exc
+    # Two admins adding the same code at once both pass the check above; the unique key
+    # refuses the second, answered as the check would: a Conflict, not a 500. (So is a
+    # code given with spaces around it, which the check compared unstripped.)
+    add_unique(session, rule, Conflict(details={"code": code.strip()}))
     if actor is not None:
         audit.record(
             session,

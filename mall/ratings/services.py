@@ -18,12 +18,11 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
-from mall.db import lock_row
+from mall.db import add_unique, lock_row
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ratings import calculator, integrity
 from mall.ratings.calculator import Reviewer, ReviewItem
@@ -285,16 +284,13 @@ def draft_rating(
         granted_fen=0,
         created_by=actor_label(actor),
     )
-    try:
-        # Two drafts of one household at once both pass the check above; the unique index
-        # of open ratings refuses the second, answered as the check would (not a 500).
-        with session.begin_nested():
-            session.add(rating)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "invalid_state", details={"reason": "a rating is already under way"}
-        ) from exc
+    # Two drafts of one household at once both pass the check above; the unique index
+    # of open ratings refuses the second, answered as the check would (not a 500).
+    add_unique(
+        session,
+        rating,
+        Conflict("invalid_state", details={"reason": "a rating is already under way"}),
+    )
     _history(session, rating, "drafted", None, actor_label(actor), day)
     if actor is not None:
         _audit(session, actor, f"rating.{origin}", rating, score=score)

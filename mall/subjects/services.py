@@ -10,10 +10,10 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
+from mall.db import add_unique
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.regions.models import Region
 from mall.security.crypto import normalise, sealer
@@ -102,13 +102,9 @@ def create_household(
                 relation=m.relation.strip()[:32],
             )
         )
-    try:
-        # The savepoint opens before the add: begin_nested() flushes pending objects first.
-        with session.begin_nested():
-            session.add(subject)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(details={"reason": "id_number or phone already enrolled"}) from exc
+    add_unique(
+        session, subject, Conflict(details={"reason": "id_number or phone already enrolled"})
+    )
     return subject
 
 

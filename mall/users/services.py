@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
-from mall.db import lock_row
+from mall.db import add_unique, lock_row
 from mall.errors import Conflict, Forbidden, ValidationFailed
 from mall.partners.models import Partner
 from mall.regions.models import Region
@@ -102,11 +101,5 @@ def create_user(
         partner_id=partner.id if partner else None,
         active=True,
     )
-    try:
-        # The savepoint opens before the add: begin_nested() flushes pending objects first.
-        with session.begin_nested():
-            session.add(user)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(details={"fields": {"username": ["already taken"]}}) from exc
+    add_unique(session, user, Conflict(details={"fields": {"username": ["already taken"]}}))
     return user

@@ -19,11 +19,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
+from mall.db import add_unique
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger import Source, leg, post_entry, system_account, village_reward_account
 from mall.ledger.models import INTEGRITY_FUND
@@ -169,12 +169,9 @@ def create_plan(
         bands=_check_bands(bands if bands is not None else TONGREN_BANDS),
         created_by=actor.id,
     )
-    try:
-        with session.begin_nested():
-            session.add(plan)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(details={"reason": "the county already has a plan for this period"}) from exc
+    add_unique(
+        session, plan, Conflict(details={"reason": "the county already has a plan for this period"})
+    )
     audit.record(
         session,
         actor=actor,
