@@ -7,8 +7,9 @@ or host is seen within that time. A change this process flushes to one of a cach
 drops that cache at once (SQLAlchemy's mapper events), so a worker never serves back its own
 stale write, and tests see their changes immediately.
 
-Only reads use these caches. Writes (payments, refunds...) read the rows afresh, so a
-disabled terminal or a withdrawn benefit stops money moving at once.
+Reads use these caches. A write (payment, refund...) reads the benefit list afresh, and uses
+cached terminal rows only with their row versions, which its transaction confirms
+(pos_adapter/auth.py): a disabled terminal or a withdrawn benefit stops money moving at once.
 
 Entries are values, never ORM instances bound to a session: callers store snapshots (see
 `detached_copy`) and read their columns detached, or attach them to their own session with

@@ -7,6 +7,10 @@ takes a transaction-scoped advisory lock on the key: a concurrent repeat (anothe
 another host) cannot take it, finds no committed row, and answers request_in_progress instead
 of running the work twice or waiting. On SQLite every write transaction is serial anyway.
 
+A POS write that authenticated from cached terminal rows (pos_adapter/auth.py) passes their
+versions: the claim then also requires both rows to be unchanged, in the same statement, and
+when it inserts nothing the rows are read afresh and checked before anything else is decided.
+
 Final responses below 500 are stored, including refusals (the work is rolled back, then the
 refusal is stored): a repeat gets exactly the first answer. A row without a response is only
 ever committed by an older version of this module (which claimed in a transaction of its own);
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,9 +33,12 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    and_,
     bindparam,
     delete,
+    exists,
     func,
+    literal_column,
     select,
     true,
     update,
@@ -42,6 +50,8 @@ from mall.clock import as_aware, utcnow
 from mall.db import insert_for, insert_for_dialect
 from mall.driver_sql import DriverStatement
 from mall.errors import Conflict, DomainError, ValidationFailed
+from mall.partners.models import Partner, Terminal
+from pos_adapter.auth import RowVersions
 from pos_adapter.models import PosIdempotencyKey
 
 KEY_HEADER = "Idempotency-Key"
@@ -86,14 +96,17 @@ def _advisory_key(terminal_pk: int, key: str) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-def _claim_statement(dialect: str) -> Any:
+def _claim_statement(dialect: str, *, confirming: bool = False) -> Any:
     """INSERT the key row unless it exists; on PostgreSQL only once the key's advisory lock
-    is ours (a repeat running elsewhere holds it until its transaction ends)."""
-    free = (
+    is ours (a repeat running elsewhere holds it until its transaction ends), and when
+    `confirming`, only while the terminal and partner rows are the versions authenticated."""
+    free: Any = (
         func.pg_try_advisory_xact_lock(bindparam("b_lock_id", type_=BigInteger))
         if dialect == "postgresql"
         else true()
     )
+    if confirming:
+        free = and_(free, _unchanged())
     row = select(
         bindparam("b_terminal_id", type_=Integer),
         bindparam("b_key", type_=String),
@@ -106,7 +119,22 @@ def _claim_statement(dialect: str) -> Any:
     return insert.on_conflict_do_nothing().returning(_keys.c.id)
 
 
+def _unchanged() -> Any:
+    # `xmin` changes with every UPDATE of a row; active and the secret are compared as well,
+    # so that what authentication relied on is stated, not only implied.
+    return exists().where(
+        Terminal.id == bindparam("b_terminal_id"),
+        Partner.id == Terminal.partner_id,
+        literal_column("terminals.xmin::text") == bindparam("b_terminal_version", type_=String),
+        literal_column("partners.xmin::text") == bindparam("b_partner_version", type_=String),
+        Terminal.secret_enc == bindparam("b_secret_enc", type_=String),
+        Terminal.active.is_(True),
+        Partner.active.is_(True),
+    )
+
+
 _CLAIM = DriverStatement(_claim_statement)
+_CLAIM_CONFIRMING = DriverStatement(lambda dialect: _claim_statement(dialect, confirming=True))
 _STORE = DriverStatement(
     lambda _dialect: (
         update(_keys)
@@ -120,21 +148,38 @@ _STORE = DriverStatement(
 )
 
 
-def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datetime) -> Any:
+def _claim(
+    session: Session,
+    terminal_pk: int,
+    key: str,
+    digest: str,
+    now: datetime,
+    confirm: Confirmation | None = None,
+) -> Any:
     """Insert the key row in this transaction, or return the stored one to replay (None when
     the request is ours to run)."""
-    inserted = _CLAIM.first(
-        session,
-        {
-            "b_lock_id": _advisory_key(terminal_pk, key),
-            "b_terminal_id": terminal_pk,
-            "b_key": key,
-            "b_request_hash": digest,
-            "b_created_at": now,
-        },
-    )
+    params: dict[str, Any] = {
+        "b_lock_id": _advisory_key(terminal_pk, key),
+        "b_terminal_id": terminal_pk,
+        "b_key": key,
+        "b_request_hash": digest,
+        "b_created_at": now,
+    }
+    if confirm is None:
+        inserted = _CLAIM.first(session, params)
+    else:
+        v = confirm.versions
+        params.update(
+            b_terminal_version=v.terminal, b_partner_version=v.partner, b_secret_enc=v.secret_enc
+        )
+        inserted = _CLAIM_CONFIRMING.first(session, params)
     if inserted is not None:
         return None
+    if confirm is not None:
+        # Changed rows, or a key taken: which, is found out with the rows read afresh (and
+        # the request refused here if the terminal may no longer write).
+        confirm.refresh()
+        return _claim(session, terminal_pk, key, digest, now)
     row = session.execute(
         select(_keys).where(_keys.c.terminal_id == terminal_pk, _keys.c.key == key)
     ).first()
@@ -161,6 +206,15 @@ def _claim(session: Session, terminal_pk: int, key: str, digest: str, now: datet
     return None
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """Row versions a write authenticated from, and what to do when they changed: read the
+    rows afresh and check again (raising if the terminal may no longer write)."""
+
+    versions: RowVersions
+    refresh: Callable[[], None]
+
+
 def _replay(row: Any) -> Response:
     resp = Response(row.response_body, status=row.response_status, mimetype="application/json")
     resp.headers[REPLAYED_HEADER] = "true"
@@ -180,15 +234,17 @@ def run(
     *,
     key: str | None = None,
     digest: str | None = None,
+    confirm: Confirmation | None = None,
 ) -> Response:
     """Run `work` (a view returning a response) at most once per key of this terminal.
 
     The key comes from the Idempotency-Key header and the fingerprint from the raw body,
     unless given: the cashier pages send the key in a hidden form field, and their form
-    body is consumed by the CSRF check before the view runs (see `form_digest`)."""
+    body is consumed by the CSRF check before the view runs (see `form_digest`).
+    `confirm`: the terminal rows the request authenticated from, to confirm in the claim."""
     key = _key(req) if key is None else _checked_key(key)
     digest = digest or request_hash(req)
-    existing = _claim(session, terminal_pk, key, digest, utcnow())
+    existing = _claim(session, terminal_pk, key, digest, utcnow(), confirm)
     if existing is not None:
         return _replay(existing)
     try:

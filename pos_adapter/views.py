@@ -27,7 +27,7 @@ from mall.partners.models import Partner, Terminal
 from mall.payments import offline, refunds, services, statements
 from mall.payments.models import Payment
 from pos_adapter import idempotency, schemas
-from pos_adapter.auth import authenticate
+from pos_adapter.auth import authenticate, reauthenticate
 from pos_adapter.nonces import current_store
 
 P = ParamSpec("P")
@@ -78,7 +78,7 @@ def terminal_request(
             session = db.session()
             if one_statement and _may_autocommit(session):
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            auth = authenticate(session, request, fresh=idempotent)
+            auth = authenticate(session, request, write=idempotent)
             g.terminal, g.partner = auth.terminal, auth.partner
             if not idempotent:
                 result = view(*args, **kwargs)
@@ -87,14 +87,22 @@ def terminal_request(
                 # hot reads are worth keeping prepared.
                 session.commit()
                 return result
+            confirm = None
+            if auth.versions is not None:
+                confirm = idempotency.Confirmation(auth.versions, _refresh_terminal)
             resp = idempotency.run(
-                session, request, auth.terminal.id, lambda: view(*args, **kwargs)
+                session, request, auth.terminal.id, lambda: view(*args, **kwargs), confirm=confirm
             )
             return resp  # type: ignore[return-value]
 
         return wrapper
 
     return decorator
+
+
+def _refresh_terminal() -> None:
+    fresh = reauthenticate(db.session(), request)
+    g.terminal, g.partner = fresh.terminal, fresh.partner
 
 
 def _may_autocommit(session: Session) -> bool:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
-from mall.partners.models import Terminal
+from mall.partners.models import Partner, Terminal
 from mall.partners.services import rotate_terminal_secret, set_terminal_active
+from mall.security.crypto import sealer
 from pos_adapter import auth
 from pos_adapter.auth import canonical_string, sign
 from pos_adapter.models import PosNonce
@@ -200,3 +202,87 @@ def test_a_terminal_disabled_through_the_service_is_refused_at_once(
     session.commit()
     r = till.post("/pos/v1/scan", {"code": code})
     assert (r.status_code, _code(r)) == (401, "terminal_disabled")
+
+
+def _changed_elsewhere(session: Session, table: Any, row_id: int, **values: Any) -> None:
+    """A change made by another worker or host: a bare UPDATE, which no ORM event of this
+    process sees, so this process's cache of the rows stays as it was."""
+    session.execute(update(table).where(table.c.id == row_id).values(**values))
+    session.commit()
+    session.expire_all()
+
+
+def _warm(till: Till, session: Session, code: str) -> None:
+    # The first scan records last_seen_at and drops the entry; the second caches the rows.
+    for _ in range(2):
+        assert till.post("/pos/v1/scan", {"code": code}).status_code == 200
+        session.expire_all()
+
+
+def test_a_write_sees_a_partner_changed_elsewhere_at_once(
+    till: Till, world: Any, session: Session
+) -> None:
+    """A write may authenticate from cached rows, but its transaction confirms them: a
+    partner that stopped accepting integrity money a moment ago gives no discount."""
+    code = world.code(session)
+    _warm(till, session, code)
+    assert till.post("/pos/v1/scan", {"code": code}).json["discount_rate_bp"] == 600
+    _changed_elsewhere(session, Partner.__table__, world.partner.id, accepts_integrity=False)
+    assert till.post("/pos/v1/scan", {"code": code}).json["discount_rate_bp"] == 600  # cached
+    pay = till.post("/pos/v1/payments", {"code": code, "amount_fen": 10_000})
+    assert pay.status_code == 201, pay.json
+    assert pay.json["discount_rate_bp"] == 0
+    assert pay.json["integrity_discount_fen"] == 0
+
+
+def test_a_write_refused_for_a_partner_disabled_elsewhere(
+    till: Till, world: Any, session: Session
+) -> None:
+    code = world.code(session)
+    _warm(till, session, code)
+    _changed_elsewhere(session, Partner.__table__, world.partner.id, active=False)
+    pay = till.post("/pos/v1/payments", {"code": code, "amount_fen": 10_000})
+    assert (pay.status_code, _code(pay)) == (401, "terminal_disabled")
+
+
+def test_a_secret_rotated_elsewhere_takes_effect_at_once(
+    till: Till, world: Any, session: Session
+) -> None:
+    """Cached rows never refuse a request their newer version accepts: the new secret works
+    at once, for reads and writes, and the old one stops working for writes at once."""
+    code = world.code(session)
+    _warm(till, session, code)
+    old, new = till.secret, "n" * 43
+    sealed = sealer().seal(new, "terminal")
+    _changed_elsewhere(session, Terminal.__table__, till.terminal.id, secret_enc=sealed)
+    till.secret = old
+    pay = till.post("/pos/v1/payments", {"code": code, "amount_fen": 1_000})
+    assert (pay.status_code, _code(pay)) == (401, "bad_signature")
+    till.secret = new
+    assert till.post("/pos/v1/scan", {"code": code}).status_code == 200
+    assert till.post("/pos/v1/payments", {"code": code, "amount_fen": 1_000}).status_code == 201
+
+
+def test_a_terminal_enabled_again_elsewhere_may_scan_at_once(
+    till: Till, world: Any, session: Session
+) -> None:
+    code = world.code(session)
+    _changed_elsewhere(session, Terminal.__table__, till.terminal.id, active=False)
+    r = till.post("/pos/v1/scan", {"code": code})  # now cached: disabled
+    assert (r.status_code, _code(r)) == (401, "terminal_disabled")
+    _changed_elsewhere(session, Terminal.__table__, till.terminal.id, active=True)
+    assert till.post("/pos/v1/scan", {"code": code}).status_code == 200
+
+
+def test_a_repeated_payment_replays_after_its_terminal_rows_changed(
+    till: Till, world: Any, session: Session
+) -> None:
+    code = world.code(session)
+    _warm(till, session, code)
+    first = till.post("/pos/v1/payments", {"code": code, "amount_fen": 1_000}, key="K-1")
+    assert first.status_code == 201
+    _changed_elsewhere(session, Terminal.__table__, till.terminal.id, name="收银台 2")
+    again = till.post("/pos/v1/payments", {"code": code, "amount_fen": 1_000}, key="K-1")
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
