@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, text
+from sqlalchemy import ColumnElement, Table, and_, bindparam, null, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
@@ -29,10 +29,13 @@ from mall.ledger.models import (
     SYSTEM_KINDS,
     VILLAGE_REWARD,
     Account,
+    ChainHead,
 )
+from mall.ledger.posting import LockedAccount, LockedBooks
 from mall.subjects.models import CreditSubject
 
 _accounts: Table = Account.__table__  # type: ignore[assignment]
+_heads: Table = ChainHead.__table__  # type: ignore[assignment]
 
 # The asset of the system accounts that hold only one; the others exist once per asset.
 _SYSTEM_ASSET = {POINTS_FUND: POINTS, INTEGRITY_FUND: CNY, OFFLINE_SHORTFALL: CNY}
@@ -98,39 +101,70 @@ def household_wallet(session: Session, subject: CreditSubject, kind: str) -> Acc
 _ACCOUNTS = EntityLoader(Account)
 
 
+def _sale_accounts_where() -> Any:
+    return and_(
+        Account.township_id == bindparam("township_id"),
+        or_(
+            and_(
+                Account.subject_id == bindparam("subject_id"),
+                or_(Account.kind == HOUSEHOLD_POINTS, Account.kind == HOUSEHOLD_INTEGRITY),
+            ),
+            and_(Account.partner_id == bindparam("partner_id"), Account.kind == PARTNER_PAYABLE),
+        ),
+    )
+
+
 def _sale_accounts_statement(*, lock: bool) -> DriverStatement:
     def build(_dialect: str) -> Any:
-        stmt = select(*_ACCOUNTS.columns).where(
-            Account.township_id == bindparam("township_id"),
-            or_(
-                and_(
-                    Account.subject_id == bindparam("subject_id"),
-                    or_(Account.kind == HOUSEHOLD_POINTS, Account.kind == HOUSEHOLD_INTEGRITY),
-                ),
-                and_(
-                    Account.partner_id == bindparam("partner_id"), Account.kind == PARTNER_PAYABLE
-                ),
-            ),
-        )
+        stmt = select(*_ACCOUNTS.columns).where(_sale_accounts_where())
         # In id order, as every lock on accounts is taken (mall/ledger/posting.py).
         return stmt.order_by(Account.id).with_for_update() if lock else stmt
 
     return DriverStatement(build)
 
 
+def _sale_books_statement(_dialect: str) -> Any:
+    """The sale's accounts locked in id order and then the township's chain head, in one
+    round trip (UNION ALL runs its branches in order): the rows `post_entries` would lock
+    next, so a sale that posts locks them once. Account rows first, the head row last."""
+    accounts = (
+        select(*_ACCOUNTS.columns)
+        .where(_sale_accounts_where())
+        .order_by(Account.id)
+        .with_for_update()
+        .subquery()
+    )
+    head = (
+        select(_heads.c.last_seq, _heads.c.last_hash)
+        .where(_heads.c.township_id == bindparam("township_id"))
+        .with_for_update()
+        .subquery()
+    )
+    no_head = [null().cast(_heads.c.last_seq.type), null().cast(_heads.c.last_hash.type)]
+    no_account = [null().cast(column.type) for column in _ACCOUNTS.columns]
+    return union_all(
+        select(*accounts.c, *no_head),
+        select(*no_account, head.c.last_seq, head.c.last_hash),
+    )
+
+
 _SALE_ACCOUNTS = _sale_accounts_statement(lock=False)
 _SALE_ACCOUNTS_LOCKED = _sale_accounts_statement(lock=True)
+_SALE_BOOKS = DriverStatement(_sale_books_statement)
+_HEAD_AT = len(_ACCOUNTS.columns)
 
 
 @dataclass(frozen=True)
 class SaleAccounts:
     """The accounts of a sale: the household's wallets and the partner's payables in the
-    household's township (those that exist; `payable()` opens a missing one)."""
+    household's township (those that exist; `payable()` opens a missing one), and, for a
+    sale that posts, the same accounts and the chain head as locked for `post_entries`."""
 
     wallets: Wallets
     township_id: int
     partner_id: int
     payables: dict[str, Account]
+    books: LockedBooks | None = None
 
     def payable(self, session: Session, asset: str) -> Account:
         found = self.payables.get(asset)
@@ -138,8 +172,13 @@ class SaleAccounts:
 
 
 def _read_sale_accounts(
-    session: Session, subject: CreditSubject, partner_id: int | None, *, lock: bool = False
-) -> tuple[Wallets, dict[str, Account]]:
+    session: Session,
+    subject: CreditSubject,
+    partner_id: int | None,
+    *,
+    lock: bool = False,
+    with_head: bool = False,
+) -> tuple[Wallets, dict[str, Account], LockedBooks | None]:
     wallets: dict[str, Account] = {}
     payables: dict[str, Account] = {}
     params = {
@@ -147,14 +186,25 @@ def _read_sale_accounts(
         "subject_id": subject.id,
         "partner_id": partner_id,
     }
-    stmt = _SALE_ACCOUNTS_LOCKED if lock else _SALE_ACCOUNTS
+    stmt = _SALE_BOOKS if with_head else _SALE_ACCOUNTS_LOCKED if lock else _SALE_ACCOUNTS
+    locked: dict[int, LockedAccount] = {}
+    head: list[Any] | None = None
     for row in stmt.rows(session, params):
+        if with_head and row[0] is None:  # the chain head's row
+            head = [row[_HEAD_AT], row[_HEAD_AT + 1]]
+            continue
         # Read under the lock: the row's balances replace any the session had loaded.
         account: Account = _ACCOUNTS.attach(session, row, populate_existing=lock)
+        locked[account.id] = LockedAccount(
+            account.asset, account.no_negative, account.posted_balance, account.held_balance
+        )
         if account.kind == PARTNER_PAYABLE:
             payables[account.asset] = account
         else:
             wallets[account.kind] = account
+    books = None
+    if head is not None:  # none before the township's first entry: post_entries makes it
+        books = LockedBooks(subject.township_id, locked, head)
     return (
         Wallets(
             points=wallets.get(HOUSEHOLD_POINTS)
@@ -163,6 +213,7 @@ def _read_sale_accounts(
             or household_wallet(session, subject, HOUSEHOLD_INTEGRITY),
         ),
         payables,
+        books,
     )
 
 
@@ -171,12 +222,19 @@ def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
     return _read_sale_accounts(session, subject, None)[0]
 
 
-def sale_accounts(session: Session, subject: CreditSubject, partner_id: int) -> SaleAccounts:
+def sale_accounts(
+    session: Session, subject: CreditSubject, partner_id: int, *, posting: bool = False
+) -> SaleAccounts:
     """The household's wallets and the partner's payables for a sale, in one read that locks
     them (FOR UPDATE, in id order): the sale is priced on balances nobody else can move
-    before it posts. A wallet opened here (a household never funded) holds nothing yet."""
-    wallets, payables = _read_sale_accounts(session, subject, partner_id, lock=True)
-    return SaleAccounts(wallets, subject.township_id, partner_id, payables)
+    before it posts. A wallet opened here (a household never funded) holds nothing yet.
+    `posting`: the sale posts entries in this transaction; on PostgreSQL the same read then
+    locks the township's chain head too (`SaleAccounts.books`, for `post_entries`)."""
+    with_head = posting and session.get_bind().dialect.name == "postgresql"
+    wallets, payables, books = _read_sale_accounts(
+        session, subject, partner_id, lock=True, with_head=with_head
+    )
+    return SaleAccounts(wallets, subject.township_id, partner_id, payables, books)
 
 
 def partner_payable(session: Session, township_id: int, partner_id: int, asset: str) -> Account:

@@ -111,11 +111,29 @@ class PostedEntry:
 
 
 @dataclass
-class _Locked:
+class LockedAccount:
+    """An account's state as read under its row lock (and kept current as entries post)."""
+
     asset: str
     no_negative: bool
     posted: int
     held: int
+
+
+@dataclass
+class LockedBooks:
+    """Accounts of one township and its chain head, locked by this transaction in the
+    ledger's order (accounts by id, then the head) and read under the lock: what
+    `post_entries` would lock and read itself, taken by a caller that needed the balances
+    first (a sale prices its discount on them; mall/ledger/accounts.py `sale_accounts`).
+    Posting updates it, so further entries of the transaction may use it too."""
+
+    township_id: int
+    accounts: dict[int, LockedAccount]
+    head: list[Any]  # [last chain_seq, last hash]
+
+    def covers(self, township_id: int, account_ids: set[int]) -> bool:
+        return township_id == self.township_id and account_ids <= self.accounts.keys()
 
 
 def post_entry(
@@ -144,17 +162,23 @@ def post_entry(
     return post_entries(session, [spec])[0]
 
 
-def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[PostedEntry]:
-    """Post several entries in one transaction, every account locked before any chain head."""
+def post_entries(
+    session: Session, specs: Sequence[EntrySpec], *, locked_books: LockedBooks | None = None
+) -> list[PostedEntry]:
+    """Post several entries in one transaction, every account locked before any chain head.
+    `locked_books`: what the caller has locked already (used where it covers an entry)."""
     for spec in specs:
         _validate(spec)
     session.flush()
     by_township: dict[int, set[int]] = {}
     for spec in specs:
         by_township.setdefault(spec.township_id, set()).update(leg.account_id for leg in spec.legs)
-    locked: dict[int, dict[int, _Locked]] = {}
+    locked: dict[int, dict[int, LockedAccount]] = {}
     heads: dict[int, list[Any]] = {}
     for township_id in sorted(by_township):
+        if locked_books is not None and locked_books.covers(township_id, by_township[township_id]):
+            locked[township_id], heads[township_id] = locked_books.accounts, locked_books.head
+            continue
         locked[township_id], heads[township_id] = _lock_for_entry(
             session, township_id, by_township[township_id]
         )
@@ -165,7 +189,7 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[PostedEnt
 
 def _lock_for_entry(
     session: Session, township_id: int, account_ids: Iterable[int]
-) -> tuple[dict[int, _Locked], list[Any]]:
+) -> tuple[dict[int, LockedAccount], list[Any]]:
     """Lock the accounts (by id), then the township's chain head: on PostgreSQL in one round
     trip, because every statement between the first lock and the commit is time during which
     a hot account is closed to everyone else."""
@@ -177,7 +201,7 @@ def _lock_for_entry(
     params: dict[str, Any] = {f"id{i}": account_id for i, account_id in enumerate(ids)}
     params["t"] = township_id
     rows = _on_driver(session, _lock_for_entry_sql(len(ids)), params).fetchall()
-    found = {r[0]: _Locked(r[1], r[2], r[3], r[4]) for r in rows if r[0] is not None}
+    found = {r[0]: LockedAccount(r[1], r[2], r[3], r[4]) for r in rows if r[0] is not None}
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFound(details={"accounts": missing, "township_id": township_id})
@@ -242,7 +266,7 @@ def _validate(spec: EntrySpec) -> None:
 
 def lock_accounts(
     session: Session, township_id: int, account_ids: Iterable[int]
-) -> dict[int, _Locked]:
+) -> dict[int, LockedAccount]:
     """Lock the accounts in id order and return their current state (fresh from the row)."""
     ids = sorted(set(account_ids))
     rows = session.execute(
@@ -257,7 +281,9 @@ def lock_accounts(
         .order_by(_accounts.c.id)
         .with_for_update()
     ).all()
-    found = {r.id: _Locked(r.asset, r.no_negative, r.posted_balance, r.held_balance) for r in rows}
+    found = {
+        r.id: LockedAccount(r.asset, r.no_negative, r.posted_balance, r.held_balance) for r in rows
+    }
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFound(details={"accounts": missing, "township_id": township_id})
@@ -334,7 +360,7 @@ def _balances_after(session: Session, township_id: int, entry_id: int) -> dict[i
 
 
 def _write(
-    session: Session, spec: EntrySpec, locked: dict[int, _Locked], head: list[Any]
+    session: Session, spec: EntrySpec, locked: dict[int, LockedAccount], head: list[Any]
 ) -> PostedEntry:
     t = spec.township_id
     source_type = spec.source.type if spec.source else None

@@ -11,8 +11,10 @@ Order inside a payment, chosen for correctness under concurrency (PostgreSQL):
    but one fail) or check the card PIN (locks the household row: card payments of one
    household run one at a time);
 3. take catalogue stock (conditional UPDATE per goods row);
-4. lock the household's wallets and read what is available, then compute the discount;
-5. post through the ledger (which locks wallets and the partner payable in id order).
+4. lock the household's wallets and the partner's payables (in id order) and read what is
+   available, then compute the discount; a sale captured now locks the township's chain head
+   in the same read (on PostgreSQL), the lock its entries need next;
+5. post through the ledger, on those locks.
 """
 
 from __future__ import annotations
@@ -332,7 +334,8 @@ def create_payment(
     lines = _lines(session, partner, subject, req.items)
     for line in lines:
         take_stock(session, line.goods.id, line.qty)
-    accounts = sale_accounts(session, subject, partner.id)  # locked until the commit
+    # Locked until the commit; a captured sale's read also locks what its entries post on.
+    accounts = sale_accounts(session, subject, partner.id, posting=req.capture)
     wallets = accounts.wallets
     integrity_available = wallets.integrity.posted_balance - wallets.integrity.held_balance
     points_available = wallets.points.posted_balance - wallets.points.held_balance
@@ -423,7 +426,7 @@ def create_payment(
                     business_date=payment.business_date,
                 )
             )
-        posted = post_entries(session, specs) if specs else []
+        posted = post_entries(session, specs, locked_books=accounts.books) if specs else []
         for spec, entry in zip(specs, posted, strict=True):
             if spec.kind == "integrity_spent":
                 payment.integrity_entry_id = entry.entry_id
