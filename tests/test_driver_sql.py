@@ -193,3 +193,23 @@ def test_pending_changes_are_flushed_first(session: Session) -> None:
 
 def test_backend_switch_is_by_dialect(session: Session) -> None:
     assert _BY_CODE.runs_on_driver(session.get_bind().dialect) is is_postgres()
+
+
+def test_a_mapped_insert_makes_its_instance_and_sets_known_relationships(
+    session: Session,
+) -> None:
+    county = create_region(session, kind="county", code="C-NEW", name="新县")
+    session.flush()
+    inserter = MappedInsert(Region)
+    town = inserter.new(kind="township", code="T-NEW", name="新镇", parent_id=county.id)
+    town.settings = {}
+    inserter.insert(session, town, loaded={"parent": county})
+    assert town in session
+    assert not session.new
+    assert not session.dirty
+    seen = _statements_seen_by_sqlalchemy(session)
+    assert town.parent is county  # known, not loaded
+    assert (town.kind, town.code, town.township_id) == ("township", "T-NEW", None)
+    assert seen == []
+    assert session.get(Region, town.id) is town
+    assert db.session.scalar(select(Region.parent_id).where(Region.id == town.id)) == county.id

@@ -350,14 +350,13 @@ def create_payment(
         points_available,
     )
     now = utcnow()
-    payment = Payment(
+    payment: Payment = _INSERT_PAYMENT.new(
         public_id=new_public_id("pay_"),
         partner_id=partner.id,
         terminal_id=terminal_id,
         cashier_user_id=cashier_user_id,
         township_id=subject.township_id,
         subject_id=subject.id,
-        subject=subject,
         origin="online",
         code_kind=verified.kind,
         status="completed" if req.capture else "authorized",
@@ -372,18 +371,6 @@ def create_payment(
         created_at=now,
         captured_at=now if req.capture else None,
         expires_at=None if req.capture else now + AUTHORIZATION_TTL,
-        items=[
-            PaymentItem(
-                goods_id=line.goods.id,
-                sku=line.goods.sku,
-                name=line.goods.name,
-                qty=line.qty,
-                points_price=line.goods.points_price,
-                settlement_price_fen=line.goods.settlement_price_fen,
-            )
-            for line in lines
-        ],
-        refunds=[],  # a new payment has none: no query to find that out when answering
     )
     # Inserted last, with its entry or hold ids: the ledger keys use the public id, so the
     # row needs no second write once the money has moved.
@@ -460,8 +447,21 @@ def create_payment(
                 idempotency_key=f"pay:{payment.public_id}:hold:points",
             )
             payment.points_hold_id = hold.id
-    _INSERT_PAYMENT.insert(session, payment)
-    if payment.items:
+    _INSERT_PAYMENT.insert(
+        session, payment, loaded={"subject": subject, "items": [], "refunds": []}
+    )
+    if lines:
+        payment.items.extend(
+            PaymentItem(
+                goods_id=line.goods.id,
+                sku=line.goods.sku,
+                name=line.goods.name,
+                qty=line.qty,
+                points_price=line.goods.points_price,
+                settlement_price_fen=line.goods.settlement_price_fen,
+            )
+            for line in lines
+        )
         session.flush()
     # Posting lowers the posted balance and a hold raises the held one: either way what is
     # available drops by exactly what the sale took.
