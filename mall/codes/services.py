@@ -8,6 +8,9 @@ never carries an ID number, phone or name. Services take a Session and only flus
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -173,15 +176,27 @@ def _is_text(value: object, max_len: int = 32) -> bool:
     return isinstance(value, str) and 0 < len(value) <= max_len
 
 
+def _unverified_header(code: str) -> dict[str, Any]:
+    """The JWS header, only to choose the key: jwt.decode then checks the whole token with
+    it (the header is signed too, and decode refuses any token it cannot parse strictly).
+    Read here because PyJWT's get_unverified_header parses and checks the entire token, as
+    decode does again: 25-45 µs per code on the bench machine, against 4 µs for this."""
+    segment = code.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError, binascii.Error):
+        raise _invalid("malformed") from None
+    if not isinstance(header, dict):
+        raise _invalid("malformed")
+    return header
+
+
 def _decode(session: Session, code: object) -> tuple[keys.LoadedKey, dict[str, Any]]:
     """Signature and shape checks. Every failure is `invalid_code`."""
     if not isinstance(code, str) or not code or len(code) > MAX_CODE_LENGTH:
         raise _invalid("malformed")
     code = code.strip()
-    try:
-        header = jwt.get_unverified_header(code)
-    except (jwt.PyJWTError, ValueError, TypeError):
-        raise _invalid("malformed") from None
+    header = _unverified_header(code)
     # Checked before any key is touched: `none`, HS256 (even "signed" with our public key
     # bytes) and every other algorithm are refused here, and again by `algorithms=`.
     if header.get("alg") != _ALGORITHM:
