@@ -140,12 +140,14 @@ class Partners(MethodView):
 
 @blp.route("/me/pin")
 class MyPin(MethodView):
+    # The token before the body: outside @blp.arguments, so a caller without a valid token
+    # gets 401 whatever it sent (functools.wraps carries the OpenAPI notes through).
+    @require_farmer
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(FarmerPinChange)
     @blp.response(204)
     @blp.alt_response(400, description="validation_error, pin_too_weak")
     @blp.alt_response(403, description="pin_invalid, pin_locked")
-    @require_farmer
     def put(self, body: dict[str, str]) -> None:
         """Change the PIN: the old one is checked (5 wrong: locked 30 minutes)."""
         session = db.session()
@@ -180,6 +182,7 @@ class MyRatings(MethodView):
 
 @blp.route("/me/ratings/<int:rating_id>/appeals")
 class MyRatingAppeals(MethodView):
+    @require_farmer  # before the body is parsed, as for /me/pin
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(FarmerAppealIn)
     @blp.response(201, FarmerAppealOut)
@@ -188,7 +191,6 @@ class MyRatingAppeals(MethodView):
     @blp.alt_response(
         409, description="invalid_state: the appeal window is closed, or an appeal is already open"
     )
-    @require_farmer
     def post(
         self, body: dict[str, str], rating_id: int
     ) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -73,6 +73,52 @@ def test_every_endpoint_needs_a_farmer_token(
     assert code_of(resp) == "invalid_token"
 
 
+# Bodies that fail validation, sent to the writes that take one: the token is checked first.
+BAD_BODIES: list[dict[str, Any]] = [
+    {"json": {}},
+    {"json": {"old_pin": 1, "new_pin": None, "grounds": 42}},
+    {"json": ["not", "an", "object"]},
+    {"data": "{not json", "content_type": "application/json"},
+]
+WRITES_WITH_A_BODY = [("put", "/api/v1/me/pin"), ("post", "/api/v1/me/ratings/{id}/appeals")]
+
+
+@pytest.mark.parametrize("bad_body", BAD_BODIES)
+@pytest.mark.parametrize(("method", "path"), WRITES_WITH_A_BODY)
+def test_the_token_is_checked_before_the_body(
+    client: FreshRequestClient,
+    session: Session,
+    farm: Farm,
+    method: str,
+    path: str,
+    bad_body: dict[str, Any],
+) -> None:
+    rating = rating_on_notice(session, farm.household)
+    url = path.format(id=rating.id)
+    send = getattr(client, method)
+    anonymous = send(url, **bad_body)
+    assert (anonymous.status_code, code_of(anonymous)) == (401, "unauthorized")
+    forged = send(url, headers={"Authorization": "Bearer not-a-token"}, **bad_body)
+    assert (forged.status_code, code_of(forged)) == (401, "invalid_token")
+    signed_in = send(url, headers=auth(session, farm.household), **bad_body)
+    assert (signed_in.status_code, code_of(signed_in)) == (400, "validation_error")
+
+
+def test_the_request_bodies_stay_documented(client: FreshRequestClient) -> None:
+    paths = (client.get("/openapi.json").json or {})["paths"]
+    for path, method, schema in (
+        ("/api/v1/me/pin", "put", "FarmerPinChange"),
+        ("/api/v1/me/ratings/{rating_id}/appeals", "post", "FarmerAppealIn"),
+    ):
+        operation = paths[path][method]
+        assert operation["requestBody"]["required"] is True
+        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{schema}"
+        }
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert "400" in operation["responses"]
+
+
 def test_me(client: FreshRequestClient, session: Session, farm: Farm) -> None:
     resp = client.get("/api/v1/me", headers=auth(session, farm.household))
     assert resp.status_code == 200
