@@ -21,6 +21,7 @@ from mall.audit import services as audit
 from mall.benefits.models import BENEFIT_KINDS, FUNDERS, Benefit, BenefitUse
 from mall.cache import HotCache, detached_copy
 from mall.clock import business_date, utcnow
+from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.partners.models import PARTNER_CATEGORIES, Partner
 from mall.regions.models import Region
@@ -272,12 +273,8 @@ def _has_limits(benefit: Benefit) -> bool:
 
 
 def _check_limits(session: Session, benefit: Benefit, subject: CreditSubject, today: date) -> None:
-    # Serialise the household's uses: on PostgreSQL the subject row is locked until commit,
-    # so two tills granting the same benefit at once count each other (SQLite: BEGIN
-    # IMMEDIATE already serialises writers). Then count.
-    session.execute(
-        select(CreditSubject.id).where(CreditSubject.id == subject.id).with_for_update()
-    )
+    """Count the household's uses against the benefit's limits. The caller holds the
+    household's row lock, so two tills granting the same benefit at once count each other."""
     counts = usage_counts(session, benefit, subject.id, today)
     if benefit.one_at_a_time and counts["open"] > 0:
         raise Conflict("benefit_limit_reached", details={"period": "one_at_a_time", "limit": 1})
@@ -304,7 +301,8 @@ def record_benefit_use(
     actor: str,
     today: date | None = None,
 ) -> BenefitUse:
-    """Record that `partner` granted the benefit to the household.
+    """Record that `partner` granted the benefit to the household. Locks the household's
+    row until the transaction ends and judges it as read under that lock.
 
     `terminal_id` is the terminal's row id (terminals.id), None for a staff page; `actor` a
     label such as "terminal:T1A2..." or "cashier:12". Raises not_found (404) for an unknown
@@ -312,6 +310,11 @@ def record_benefit_use(
     benefit_not_applicable (inactive, outside its dates, household outside its scope),
     level_too_low (403), validation_error (400) and benefit_limit_reached (409)."""
     today = today or business_date()
+    # The household's row first, locked until commit and read again: its status and level
+    # are judged as they are now, not as the caller loaded them, and a suspension or a
+    # re-rating committing at the same moment either waits for this use or is seen by it;
+    # it also serialises the household's uses for the limits (SQLite: writers are serial).
+    lock_row(session, subject)
     benefit = session.get(Benefit, benefit_id)
     if benefit is None or benefit.county_id != partner.county_id:
         raise NotFound(details={"benefit_id": benefit_id})

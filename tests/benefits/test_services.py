@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mall.benefits import services
 from mall.benefits.models import Benefit, BenefitUse
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.subjects.models import CreditSubject
 from tests.benefits.conftest import TODAY, World, add_benefit, rate
 from tests.factories import make_county, make_partner
 
@@ -143,6 +144,30 @@ def test_refusals_name_the_rule(session: Session, world: World) -> None:
     with pytest.raises(Forbidden) as exc:
         use(session, w, ok.id)
     assert exc.value.code == "holder_suspended"
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"status": "frozen"}, "holder_suspended"),
+        ({"level_code": "1", "level_rank": 1}, "level_too_low"),
+    ],
+)
+def test_the_household_is_judged_as_it_is_now_not_as_loaded(
+    session: Session, world: World, change: dict[str, object], refusal: str
+) -> None:
+    """A suspension or a new level written by another request after the till loaded the
+    household (here a bare UPDATE the session's copy does not see) refuses the use, also for
+    a benefit without limits."""
+    benefit = add_benefit(session, world.county, min_level_rank=3)
+    households = CreditSubject.__table__
+    session.execute(
+        update(households).where(households.c.id == world.household.id).values(**change)
+    )
+    assert (world.household.status, world.household.level_rank) == ("active", 3)  # as loaded
+    with pytest.raises(Forbidden) as exc:
+        use(session, world, benefit.id)
+    assert (exc.value.code, exc.value.status) == (refusal, 403)
 
 
 def test_per_day_month_and_year_limits(session: Session, world: World) -> None:
