@@ -30,6 +30,9 @@ from mall.models_common import BigId, created_at
 RESERVATION_STATUSES = ("open", "picked_up", "cancelled", "expired")
 # Why a reservation ended without (or before) a pickup, shown to the household.
 END_REASONS = ("cancelled_by_household", "not_collected_in_time")
+# The partial unique index of an open reservation's code at its partner (the services retry
+# an INSERT it refuses with a fresh code).
+OPEN_PICKUP_CODE_INDEX = "uq_reservations_open_pickup_code"
 
 
 class Reservation(Base):
@@ -47,7 +50,7 @@ class Reservation(Base):
         ),
         UniqueConstraint("subject_id", "client_key"),
         Index(
-            "uq_reservations_open_pickup_code",
+            OPEN_PICKUP_CODE_INDEX,
             "partner_id",
             "pickup_code",
             unique=True,

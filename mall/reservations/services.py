@@ -23,6 +23,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from mall.catalog.models import Goods
@@ -41,13 +42,14 @@ from mall.ratings import services as ratings
 from mall.regions.models import Region
 from mall.regions.services import effective_settings
 from mall.reservations.labels import end_reason_label, status_label
-from mall.reservations.models import Reservation, ReservationLine
+from mall.reservations.models import OPEN_PICKUP_CODE_INDEX, Reservation, ReservationLine
 from mall.subjects.models import CreditSubject
 
 _reservations: Table = Reservation.__table__  # type: ignore[assignment]
 
 MAX_LINES = 20
 CODE_DIGITS = 8
+CODE_ATTEMPTS = 5  # inserts refused because a concurrent reservation drew the same code
 EXPIRY_ACTOR = "system:reservation-expiry"
 PICKUP_CODE_KIND = "pickup"
 
@@ -101,6 +103,8 @@ def format_code(code: str) -> str:
 
 
 def _unused_code(session: Session, partner_id: int) -> str:
+    """A new code no open reservation of the partner holds, as far as this transaction sees
+    (one drawn at the same moment by another reservation is not seen: `_add_with_a_free_code`)."""
     for _ in range(20):
         code = new_pickup_code()
         taken = session.scalar(
@@ -113,6 +117,36 @@ def _unused_code(session: Session, partner_id: int) -> str:
         if taken is None:
             return code
     raise Conflict(details={"reason": "no free pickup code"})  # pragma: no cover
+
+
+def _lost_its_code(exc: IntegrityError) -> bool:
+    """Whether the INSERT was refused for its pickup code (another open reservation of the
+    partner holds it) rather than for anything else."""
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:  # PostgreSQL names the index
+        return bool(diag.constraint_name == OPEN_PICKUP_CODE_INDEX)
+    return "reservations.pickup_code" in str(exc.orig)  # SQLite names its columns
+
+
+def _add_with_a_free_code(session: Session, reservation: Reservation) -> None:
+    """Insert the reservation (and its lines) with a pickup code no other open reservation of
+    its partner holds. Two reservations at one partner drawing the same code at once both
+    pass `_unused_code` (neither sees the other's uncommitted row), and the partial unique
+    index makes the second INSERT wait for the first and then refuses it: the INSERT runs in
+    a savepoint, so the refusal undoes only it, and it is tried again with a fresh code. After
+    CODE_ATTEMPTS refusals, a conflict (409), never a 500."""
+    for _ in range(CODE_ATTEMPTS):
+        reservation.pickup_code = _unused_code(session, reservation.partner_id)
+        try:
+            with session.begin_nested():
+                session.add(reservation)
+                session.flush()
+        except IntegrityError as exc:
+            if not _lost_its_code(exc):
+                raise
+            continue  # the savepoint's rollback made the reservation transient again
+        return
+    raise Conflict(details={"reason": "no free pickup code"})
 
 
 def _deadline(now: datetime, days: int) -> datetime:
@@ -232,7 +266,6 @@ def reserve(
         subject_id=subject.id,
         township_id=subject.township_id,
         status="open",
-        pickup_code=_unused_code(session, partner.id),
         points_total=points_total,
         points_hold_id=hold.id,
         expires_at=expires_at,
@@ -250,8 +283,7 @@ def reserve(
             for g in ordered
         ],
     )
-    session.add(reservation)
-    session.flush()
+    _add_with_a_free_code(session, reservation)
     return reservation
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mall.catalog.models import Goods
+from mall.catalog.services import create_goods
 from mall.clock import as_aware
 from mall.errors import DomainError
 from mall.extensions import db
-from mall.ledger.accounts import household_wallet
-from mall.ledger.models import HOUSEHOLD_POINTS
+from mall.ledger.accounts import household_wallet, partner_payable
+from mall.ledger.models import HOUSEHOLD_POINTS, POINTS
 from mall.partners.models import Partner
 from mall.payments.services import ItemRequest
 from mall.regions.services import update_settings
@@ -153,3 +155,51 @@ def test_pickup_racing_cancel_one_wins(committed: Flask) -> None:
     else:
         assert (wallet.posted_balance, wallet.held_balance) == (1000, 0)
         assert s.get(Goods, shop.towel.id).stock == 10  # type: ignore[union-attr]
+
+
+def test_households_drawing_the_same_pickup_code_at_once(
+    committed: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four households reserve at one partner at once and all draw the same first code: each
+    checks it while no other has inserted it, so all pass `_unused_code`; the partial unique
+    index lets one INSERT through and the others, once it commits, retry with fresh codes."""
+    shop = _setup(committed)
+    s = db.session()
+    households = [shop.household]
+    for n in range(3):
+        h = make_household(s, shop.county.villages[0], name=f"李{n}")
+        h.level_code, h.level_rank, h.level_valid_until = "3", 3, shop.household.level_valid_until
+        households.append(h)
+    s.flush()
+    for h in households[1:]:
+        fund_household(s, h, points=100)
+    for n in range(len(households)):  # goods of their own: no stock row lock to queue on
+        create_goods(
+            s,
+            shop.partner,
+            sku=f"EGG{n}",
+            name="鸡蛋",
+            points_price=10,
+            settlement_price_fen=300,
+            stock=1,
+        )
+    partner_payable(s, shop.household.township_id, shop.partner.id, POINTS)  # exists already
+    s.commit()
+    everyone_drew = threading.Barrier(len(households), timeout=10)
+    first_draw = threading.local()
+    new_pickup_code = services.new_pickup_code
+
+    def same_code_first() -> str:
+        if getattr(first_draw, "done", False):
+            return new_pickup_code()
+        first_draw.done = True
+        everyone_drew.wait()  # every household holds only its own rows' locks here
+        return "12345678"
+
+    monkeypatch.setattr(services, "new_pickup_code", same_code_first)
+    jobs = [_reserve(h.id, shop.partner.id, f"EGG{n}") for n, h in enumerate(households)]
+    assert _parallel(committed, jobs) == ["ok"] * len(households)
+    s.expire_all()
+    codes = s.scalars(select(Reservation.pickup_code)).all()
+    assert len(codes) == len(set(codes)) == len(households)
+    assert "12345678" in codes

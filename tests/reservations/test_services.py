@@ -240,6 +240,47 @@ def test_not_enough_points_or_stock(session: Session, shop: Shop) -> None:
         services.reserve(session, shop.household, shop.partner.id, shop.items(nope=1))
 
 
+def test_a_pickup_code_taken_meanwhile_is_drawn_again(
+    session: Session, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reservations at one partner may draw the same new code at once: `_unused_code`
+    checks, but neither sees the other's uncommitted row. Here its check is passed by a code
+    an open reservation holds; the partial unique index refuses the INSERT, and the
+    reservation is inserted again with a fresh code instead of failing with a 500."""
+    first = _reserve(session, shop, towel=1)
+    drawn = [first.pickup_code]
+    unused_code = services._unused_code
+    monkeypatch.setattr(
+        services,
+        "_unused_code",
+        lambda s, partner_id: drawn.pop() if drawn else unused_code(s, partner_id),
+    )
+    second = services.reserve(
+        session, shop.household, shop.partner.id, shop.items(soap=1), client_key="k2"
+    )
+    session.commit()
+    assert not drawn
+    assert second.pickup_code != first.pickup_code
+    session.expire_all()
+    rows = session.scalars(select(Reservation).order_by(Reservation.id)).all()
+    assert [(r.pickup_code, [ln.sku for ln in r.lines]) for r in rows] == [
+        (first.pickup_code, ["TOWEL"]),
+        (second.pickup_code, ["SOAP"]),
+    ]
+    assert rows[1].client_key == "k2"
+    assert points_wallet(session, shop.household)["held"] == 40
+
+
+def test_no_free_pickup_code_is_a_conflict_not_a_500(
+    session: Session, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _reserve(session, shop, towel=1)
+    monkeypatch.setattr(services, "_unused_code", lambda s, partner_id: first.pickup_code)
+    with pytest.raises(Conflict) as exc:
+        services.reserve(session, shop.household, shop.partner.id, shop.items(soap=1))
+    assert (exc.value.code, exc.value.status) == ("conflict", 409)
+
+
 def test_same_client_key_gives_one_reservation(session: Session, shop: Shop) -> None:
     first = services.reserve(
         session, shop.household, shop.partner.id, shop.items(towel=1), client_key="k1"
