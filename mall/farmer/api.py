@@ -63,11 +63,11 @@ class Me(MethodView):
 
 @blp.route("/me/code")
 class MyCode(MethodView):
+    @require_farmer  # before the query string is parsed, as for /me/pin
     @blp.doc(security=BEARER_SECURITY, **_IMAGE_DOC)
     @blp.arguments(FarmerCodeArgs, location="query")
     @blp.response(200, FarmerCodeOut)
     @blp.alt_response(403, description="holder_suspended")
-    @require_farmer
     def get(self, args: dict[str, str]) -> Any:
         """A fresh dynamic credit code (60 s, one payment); `?format=png|svg` for its QR."""
         session = db.session()
@@ -92,10 +92,10 @@ class MyCode(MethodView):
 
 @blp.route("/me/transactions")
 class MyTransactions(MethodView):
+    @require_farmer  # before the query string is parsed, as for /me/pin
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(FarmerTransactionArgs, location="query")
     @blp.response(200, FarmerTransactionPage)
-    @require_farmer
     def get(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Ledger history of both wallets, newest first; `next_cursor` fetches older."""
         page = services.transactions(
@@ -116,10 +116,10 @@ class MyBenefits(MethodView):
 
 @blp.route("/catalog")
 class Catalog(MethodView):
+    @require_farmer  # before the query string is parsed, as for /me/pin
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(FarmerCatalogArgs, location="query")
     @blp.response(200, FarmerCatalogOut)
-    @require_farmer
     def get(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Goods redeemable for points in the household's county, and where."""
         items = services.catalog(db.session(), g.subject, partner_id=args["partner_id"])
@@ -128,10 +128,10 @@ class Catalog(MethodView):
 
 @blp.route("/partners")
 class Partners(MethodView):
+    @require_farmer  # before the query string is parsed, as for /me/pin
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(FarmerPartnerArgs, location="query")
     @blp.response(200, FarmerPartnerList)
-    @require_farmer
     def get(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Partners of the household's township and county (own township first)."""
         items = services.partners(db.session(), g.subject, category=args["category"])

@@ -83,6 +83,27 @@ BAD_BODIES: list[dict[str, Any]] = [
 WRITES_WITH_A_BODY = [("put", "/api/v1/me/pin"), ("post", "/api/v1/me/ratings/{id}/appeals")]
 
 
+# Reads whose query string fails validation: the token is checked first there too.
+BAD_QUERIES = [
+    "/api/v1/me/code?format=gif",
+    "/api/v1/me/transactions?limit=0",
+    "/api/v1/catalog?partner_id=-1",
+    "/api/v1/partners?category=nope",
+]
+
+
+@pytest.mark.parametrize("url", BAD_QUERIES)
+def test_the_token_is_checked_before_the_query_string(
+    client: FreshRequestClient, session: Session, farm: Farm, url: str
+) -> None:
+    anonymous = client.get(url)
+    assert (anonymous.status_code, code_of(anonymous)) == (401, "unauthorized")
+    forged = client.get(url, headers={"Authorization": "Bearer not-a-token"})
+    assert (forged.status_code, code_of(forged)) == (401, "invalid_token")
+    signed_in = client.get(url, headers=auth(session, farm.household))
+    assert (signed_in.status_code, code_of(signed_in)) == (400, "validation_error")
+
+
 @pytest.mark.parametrize("bad_body", BAD_BODIES)
 @pytest.mark.parametrize(("method", "path"), WRITES_WITH_A_BODY)
 def test_the_token_is_checked_before_the_body(
