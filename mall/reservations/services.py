@@ -214,13 +214,14 @@ def reserve(
     give it a pickup code. A repeat with the same `client_key` returns the first reservation.
     Refusals: holder_suspended, level_too_low, partner_not_eligible, not_found (goods or
     partner), out_of_stock, insufficient_points, reservation_limit_reached."""
+    # One household's reservations run one at a time, so the limits below hold under races;
+    # and the household is judged as it is now (a freeze may have landed since it was loaded).
+    lock_row(session, subject)
     if subject.status != "active":
         raise Forbidden("holder_suspended")
     limits = limits_for(session, subject)
     merged = _merge(items, limits.max_qty)
     partner = _partner_for(session, subject, partner_id)
-    # One household's reservations run one at a time: the limits below hold under races.
-    lock_row(session, subject)
     if client_key is not None:
         found = _replayed(session, subject, client_key, partner.id, merged)
         if found is not None:

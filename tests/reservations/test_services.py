@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mall.clock import as_aware, business_date, utcnow
@@ -21,6 +21,7 @@ from mall.regions.services import update_settings
 from mall.reservations import services
 from mall.reservations.models import Reservation
 from mall.settlement.figures import compute_day
+from mall.subjects.models import CreditSubject
 from tests.factories import make_household
 from tests.pos_adapter.conftest import fund_household, rate
 from tests.reservations.conftest import Shop, payable_points, points_wallet, stock
@@ -371,3 +372,16 @@ def test_settlement_counts_a_pickup_like_a_till_redemption(session: Session, sho
     ]
     # and the payables in the ledger agree with the statement
     assert payable_points(session, shop) == both.totals["points_redeemed"]
+
+
+def test_the_household_is_judged_as_it_is_now_not_as_loaded(session: Session, shop: Shop) -> None:
+    """A freeze written by another request after the household was loaded (here a bare
+    UPDATE the session's copy does not see) refuses the reservation."""
+    households = CreditSubject.__table__
+    session.execute(
+        update(households).where(households.c.id == shop.household.id).values(status="frozen")
+    )
+    assert shop.household.status == "active"  # as loaded
+    with pytest.raises(Forbidden) as exc:
+        services.reserve(session, shop.household, shop.partner.id, shop.items(towel=1))
+    assert exc.value.code == "holder_suspended"
