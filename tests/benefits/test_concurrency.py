@@ -4,10 +4,12 @@ judged on the household as another request's committed suspension or new level l
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from mall.benefits import services
 from mall.benefits.models import BenefitUse
@@ -36,19 +38,7 @@ def test_concurrent_uses_respect_the_limit(committed: Flask, terms: dict[str, ob
         with committed.app_context():
             s = db.session()
             try:
-                partner = s.get(Partner, ids[1])
-                subject = s.get(CreditSubject, ids[2])
-                assert partner is not None
-                assert subject is not None
-                barrier.wait()
-                services.record_benefit_use(
-                    s,
-                    benefit_id=ids[0],
-                    partner=partner,
-                    subject=subject,
-                    actor="thread",
-                    today=TODAY,
-                )
+                _use(s, *ids, before=barrier.wait)
                 s.commit()
                 outcomes.append("ok")
             except Conflict as exc:
@@ -67,6 +57,18 @@ def test_concurrent_uses_respect_the_limit(committed: Flask, terms: dict[str, ob
     assert outcomes.count("benefit_limit_reached") == THREADS - allowed
     count = db.session().scalar(select(func.count(BenefitUse.id)))
     assert count == allowed
+
+
+def _use(
+    s: Session, benefit_id: int, partner_id: int, household_id: int, *, before: Callable[[], object]
+) -> None:
+    """Load the partner and the household in `s`, run `before`, then record the use."""
+    partner = s.get_one(Partner, partner_id)
+    subject = s.get_one(CreditSubject, household_id)
+    before()
+    services.record_benefit_use(
+        s, benefit_id=benefit_id, partner=partner, subject=subject, actor="t", today=TODAY
+    )
 
 
 CHANGES = [
@@ -97,17 +99,15 @@ def test_a_change_committed_after_the_household_was_loaded_refuses_the_use(
 ) -> None:
     benefit_id, partner_id, household_id = _committed_world(committed)
     s = db.session()
-    partner = s.get(Partner, partner_id)
-    subject = s.get(CreditSubject, household_id)
-    assert partner is not None
-    assert subject is not None
-    with db.engine.begin() as other_request:  # its own connection; commits at once
-        other_request.execute(_change_household(household_id, change))  # type: ignore[arg-type]
-    assert (subject.status, subject.level_rank) == ("active", 3)  # as loaded
+
+    def change_elsewhere() -> None:
+        with db.engine.begin() as other_request:  # its own connection; commits at once
+            other_request.execute(_change_household(household_id, change))  # type: ignore[arg-type]
+        loaded = s.get_one(CreditSubject, household_id)
+        assert (loaded.status, loaded.level_rank) == ("active", 3)  # as loaded
+
     with pytest.raises(Forbidden) as exc:
-        services.record_benefit_use(
-            s, benefit_id=benefit_id, partner=partner, subject=subject, actor="t", today=TODAY
-        )
+        _use(s, benefit_id, partner_id, household_id, before=change_elsewhere)
     assert (exc.value.code, exc.value.status) == (refusal, 403)
     s.rollback()
     db.session.remove()
@@ -128,20 +128,12 @@ def test_a_use_waits_for_a_change_in_progress_and_then_sees_it(
         with committed.app_context():
             s = db.session()
             try:
-                partner = s.get(Partner, partner_id)
-                subject = s.get(CreditSubject, household_id)
-                assert partner is not None
-                assert subject is not None
-                loaded.set()
-                go.wait(10)
-                services.record_benefit_use(
-                    s,
-                    benefit_id=benefit_id,
-                    partner=partner,
-                    subject=subject,
-                    actor="t",
-                    today=TODAY,
-                )
+
+                def loaded_then_wait() -> None:
+                    loaded.set()
+                    go.wait(10)
+
+                _use(s, benefit_id, partner_id, household_id, before=loaded_then_wait)
                 s.commit()
                 outcome.append("ok")
             except DomainError as exc:

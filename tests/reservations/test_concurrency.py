@@ -68,17 +68,23 @@ def _reserve(subject_id: int, partner_id: int, sku: str, qty: int = 1) -> Callab
     return job
 
 
-def test_the_last_item_reserved_by_twelve_households_at_once(committed: Flask) -> None:
-    shop = _setup(committed)
-    s = db.session()
-    households = [shop.household]
-    for n in range(11):
+def _more_households(s: Session, shop: Any, count: int) -> list[CreditSubject]:
+    """Households rated like the shop's, with 100 points each (flushed, not committed)."""
+    households = []
+    for n in range(count):
         h = make_household(s, shop.county.villages[0], name=f"张{n}")
         h.level_code, h.level_rank, h.level_valid_until = "3", 3, shop.household.level_valid_until
         households.append(h)
     s.flush()
-    for h in households[1:]:
+    for h in households:
         fund_household(s, h, points=100)
+    return households
+
+
+def test_the_last_item_reserved_by_twelve_households_at_once(committed: Flask) -> None:
+    shop = _setup(committed)
+    s = db.session()
+    households = [shop.household, *_more_households(s, shop, 11)]
     s.commit()
     results = _parallel(committed, [_reserve(h.id, shop.partner.id, "SOAP") for h in households])
     assert Counter(results) == {"ok": 1, "out_of_stock": 11}, results
@@ -165,14 +171,7 @@ def test_households_drawing_the_same_pickup_code_at_once(
     index lets one INSERT through and the others, once it commits, retry with fresh codes."""
     shop = _setup(committed)
     s = db.session()
-    households = [shop.household]
-    for n in range(3):
-        h = make_household(s, shop.county.villages[0], name=f"李{n}")
-        h.level_code, h.level_rank, h.level_valid_until = "3", 3, shop.household.level_valid_until
-        households.append(h)
-    s.flush()
-    for h in households[1:]:
-        fund_household(s, h, points=100)
+    households = [shop.household, *_more_households(s, shop, 3)]
     for n in range(len(households)):  # goods of their own: no stock row lock to queue on
         create_goods(
             s,
