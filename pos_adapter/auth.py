@@ -111,7 +111,6 @@ class RowVersions:
     """The versions (PostgreSQL `xmin`) of the terminal and partner rows as they were read,
     and what authenticating took from them; `idempotency.run` confirms them in its claim."""
 
-    terminal_pk: int
     terminal: str
     partner: str
     secret_enc: str
@@ -241,7 +240,7 @@ def authenticate(
         _recent_terminals.discard(terminal_code)
     versions = None
     if write and not fresh and found.versions is not None:
-        versions = RowVersions(terminal.id, *found.versions, terminal.secret_enc)
+        versions = RowVersions(*found.versions, terminal.secret_enc)
     return Authenticated(terminal, partner, versions)
 
 
