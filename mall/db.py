@@ -205,14 +205,33 @@ def lock_row(session: Session, instance: object) -> None:
     session.refresh(instance, with_for_update=True)
 
 
-def add_unique(session: Session, instance: object, refusal: Exception) -> None:
+def add_unique(
+    session: Session, instance: object, refusal: Exception, *, only: str | None = None
+) -> None:
     """Add and flush a new row in a savepoint; should a unique key refuse it (the same key
     inserted by a concurrent request, after both passed the caller's own check), raise
     `refusal` (a DomainError: 409, not a 500) and leave the rest of the transaction usable.
-    The savepoint opens before the add: begin_nested() flushes pending objects first."""
+    `only`: the name of the one unique constraint or index meant; any other refusal is
+    raised as it is. The savepoint opens before the add: begin_nested() flushes pending
+    objects first."""
     try:
         with session.begin_nested():
             session.add(instance)
             session.flush()
     except IntegrityError as exc:
+        if only is not None and not _refused_by(exc, instance, only):
+            raise
         raise refusal from exc
+
+
+def _refused_by(exc: IntegrityError, instance: object, name: str) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint or index
+        return bool(diag.constraint_name == name)
+    # SQLite names the columns: "UNIQUE constraint failed: table.a, table.b"
+    table: Table = type(instance).__table__  # type: ignore[attr-defined]
+    keys: list[Any] = [*table.constraints, *table.indexes]
+    key = next((k for k in keys if k.name == name), None)
+    if key is None:
+        return False
+    return str(exc.orig).endswith(", ".join(f"{table.name}.{c.name}" for c in key.columns))

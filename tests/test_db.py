@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy.exc
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from mall.db import lock_row
+from mall.db import add_unique, lock_row
 from mall.extensions import db
 from mall.regions.models import Region
 from mall.regions.services import create_region
@@ -34,3 +34,28 @@ def test_lock_row_holds_the_row_until_the_transaction_ends(committed: Flask) -> 
             other.execute(text("SELECT 1 FROM regions WHERE code = 'C-HELD' FOR UPDATE NOWAIT"))
         other.rollback()
     session.rollback()
+
+
+def test_add_unique_answers_the_refusal_only_for_the_key_it_names(session: Session) -> None:
+    create_region(session, kind="county", code="C-UNIQ", name="县")
+    session.flush()
+    refusal = LookupError("code taken")
+    for only in (None, "uq_regions_code"):
+        with pytest.raises(LookupError) as exc:
+            add_unique(
+                session,
+                Region(kind="county", code="C-UNIQ", name="县", settings={}),
+                refusal,
+                only=only,
+            )
+        assert exc.value is refusal
+    # Another key's refusal is not this one: raised as it is.
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        add_unique(
+            session,
+            Region(kind="county", code="C-UNIQ", name="县", settings={}),
+            refusal,
+            only="uq_other",
+        )
+    # The savepoints undid only the refused rows.
+    assert session.scalar(select(func.count()).where(Region.code == "C-UNIQ")) == 1

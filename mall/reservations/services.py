@@ -23,13 +23,12 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, local_zone, utcnow
-from mall.db import lock_row
+from mall.db import add_unique, lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import household_wallet, partner_payable
 from mall.ledger.holds import capture_hold, place_hold, void_hold
@@ -119,13 +118,8 @@ def _unused_code(session: Session, partner_id: int) -> str:
     raise Conflict(details={"reason": "no free pickup code"})  # pragma: no cover
 
 
-def _lost_its_code(exc: IntegrityError) -> bool:
-    """Whether the INSERT was refused for its pickup code (another open reservation of the
-    partner holds it) rather than for anything else."""
-    diag = getattr(exc.orig, "diag", None)
-    if diag is not None:  # PostgreSQL names the index
-        return bool(diag.constraint_name == OPEN_PICKUP_CODE_INDEX)
-    return "reservations.pickup_code" in str(exc.orig)  # SQLite names its columns
+class _CodeDrawnMeanwhile(Exception):
+    """Another open reservation of the partner took the pickup code first."""
 
 
 def _add_with_a_free_code(session: Session, reservation: Reservation) -> None:
@@ -133,17 +127,13 @@ def _add_with_a_free_code(session: Session, reservation: Reservation) -> None:
     its partner holds. Two reservations at one partner drawing the same code at once both
     pass `_unused_code` (neither sees the other's uncommitted row), and the partial unique
     index makes the second INSERT wait for the first and then refuses it: the INSERT runs in
-    a savepoint, so the refusal undoes only it, and it is tried again with a fresh code. After
-    CODE_ATTEMPTS refusals, a conflict (409), never a 500."""
+    a savepoint (`add_unique`), so the refusal undoes only it, and it is tried again with a
+    fresh code. After CODE_ATTEMPTS refusals, a conflict (409), never a 500."""
     for _ in range(CODE_ATTEMPTS):
         reservation.pickup_code = _unused_code(session, reservation.partner_id)
         try:
-            with session.begin_nested():
-                session.add(reservation)
-                session.flush()
-        except IntegrityError as exc:
-            if not _lost_its_code(exc):
-                raise
+            add_unique(session, reservation, _CodeDrawnMeanwhile(), only=OPEN_PICKUP_CODE_INDEX)
+        except _CodeDrawnMeanwhile:
             continue  # the savepoint's rollback made the reservation transient again
         return
     raise Conflict(details={"reason": "no free pickup code"})
