@@ -195,9 +195,10 @@ def _read_sale_accounts(
             continue
         # Read under the lock: the row's balances replace any the session had loaded.
         account: Account = _ACCOUNTS.attach(session, row, populate_existing=lock)
-        locked[account.id] = LockedAccount(
-            account.asset, account.no_negative, account.posted_balance, account.held_balance
-        )
+        if with_head:  # what post_entries will post on
+            locked[account.id] = LockedAccount(
+                account.asset, account.no_negative, account.posted_balance, account.held_balance
+            )
         if account.kind == PARTNER_PAYABLE:
             payables[account.asset] = account
         else:
