@@ -198,9 +198,12 @@ def _lock_for_entry(
         return accounts, list(lock_chain_head(session, township_id))
     ids = sorted(set(account_ids))
     # UNION ALL runs its branches in order, so the accounts are locked before the chain head.
-    params: dict[str, Any] = {f"id{i}": account_id for i, account_id in enumerate(ids)}
-    params["t"] = township_id
-    rows = _on_driver(session, _lock_for_entry_sql(len(ids)), params).fetchall()
+    params: dict[str, Any] = {"t": township_id}
+    if len(ids) <= INLINE_ROWS:
+        params.update({f"id{i}": account_id for i, account_id in enumerate(ids)})
+    else:
+        params["ids"] = ids
+    rows = _on_driver(session, _lock_for_entry_sql(_inline_count(len(ids))), params).fetchall()
     found = {r[0]: LockedAccount(r[1], r[2], r[3], r[4]) for r in rows if r[0] is not None}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -228,17 +231,31 @@ def _pyformat(sql: str) -> str:
 # custom ones, and for an array of unknown length it always does (it guesses 10 to 100
 # elements where there are 2): measured, that planning was a quarter of a payment's database
 # time. With one placeholder per row the generic plan is estimated right and is kept.
+# Entries with more rows than INLINE_ROWS (bulk issuance to a village in one entry, say) pass
+# arrays instead: for them planning is nothing beside the work, and one placeholder per row
+# would pass PostgreSQL's limit of 65,535 parameters per statement at about 9,000 legs.
+INLINE_ROWS = 16
+_ARRAYS = 0  # the row count that names the array form of a statement
+
+
+def _inline_count(rows: int) -> int:
+    return rows if rows <= INLINE_ROWS else _ARRAYS
+
+
 @lru_cache(maxsize=64)
 def _lock_for_entry_sql(count: int) -> str:
-    ids = ", ".join(f"CAST(:id{i} AS bigint)" for i in range(count))
-    return _pyformat(_LOCK_FOR_ENTRY_SQL.format(ids=ids))
+    if count == _ARRAYS:
+        match = "id = ANY(CAST(:ids AS bigint[]))"
+    else:
+        match = "id IN ({})".format(", ".join(f"CAST(:id{i} AS bigint)" for i in range(count)))
+    return _pyformat(_LOCK_FOR_ENTRY_SQL.format(match=match))
 
 
 _LOCK_FOR_ENTRY_SQL = """
     SELECT a.id, a.asset, a.no_negative, a.posted_balance AS posted, a.held_balance AS held,
            NULL::bigint AS last_seq, NULL::varchar AS last_hash
     FROM (SELECT id, asset, no_negative, posted_balance, held_balance FROM ledger_accounts
-          WHERE township_id = :t AND id IN ({ids}) ORDER BY id FOR UPDATE) a
+          WHERE township_id = :t AND {match} ORDER BY id FOR UPDATE) a
     UNION ALL
     SELECT NULL, NULL, NULL, NULL, NULL, h.last_seq, h.last_hash
     FROM (SELECT last_seq, last_hash FROM ledger_chain_heads WHERE township_id = :t
@@ -529,26 +546,53 @@ def _insert_pg(
     key the entry is inserted only if the key is still free: this statement starts after the
     locks were granted, so it sees any commit made meanwhile."""
     params: dict[str, Any] = dict(entry)
-    for i, (account_id, asset, amount, after) in enumerate(postings):
-        params.update({f"pa{i}": account_id, f"ps{i}": asset, f"pm{i}": amount, f"pb{i}": after})
-    for i, (account_id, (posted, held)) in enumerate(new_state.items()):
-        params.update({f"ua{i}": account_id, f"up{i}": posted, f"uh{i}": held})
-    sql = _write_sql(len(postings), len(new_state), entry["idempotency_key"] is not None)
+    if len(postings) <= INLINE_ROWS:  # as many postings as legs, at least as many as accounts
+        for i, (account_id, asset, amount, after) in enumerate(postings):
+            params.update(
+                {f"pa{i}": account_id, f"ps{i}": asset, f"pm{i}": amount, f"pb{i}": after}
+            )
+        for i, (account_id, (posted, held)) in enumerate(new_state.items()):
+            params.update({f"ua{i}": account_id, f"up{i}": posted, f"uh{i}": held})
+        shape = (len(postings), len(new_state))
+    else:
+        params.update(
+            pa=[p[0] for p in postings],
+            ps=[p[1] for p in postings],
+            pm=[p[2] for p in postings],
+            pb=[p[3] for p in postings],
+            ua=list(new_state),
+            up=[posted for posted, _ in new_state.values()],
+            uh=[held for _, held in new_state.values()],
+        )
+        shape = (_ARRAYS, _ARRAYS)
+    sql = _write_sql(*shape, entry["idempotency_key"] is not None)
     row = _on_driver(session, sql, params).fetchone()
     return None if row is None else int(row[0])
 
 
 @lru_cache(maxsize=64)
 def _write_sql(postings: int, accounts: int, keyed: bool) -> str:
-    posting_rows = ", ".join(
-        f"(CAST(:pa{i} AS bigint), CAST(:ps{i} AS varchar), CAST(:pm{i} AS bigint),"
-        f" CAST(:pb{i} AS bigint))"
-        for i in range(postings)
-    )
-    account_rows = ", ".join(
-        f"(CAST(:ua{i} AS bigint), CAST(:up{i} AS bigint), CAST(:uh{i} AS bigint))"
-        for i in range(accounts)
-    )
+    """The write for so many postings and accounts, or (both `_ARRAYS`) for arrays of rows."""
+    if postings == _ARRAYS:
+        posting_rows = (
+            "unnest(CAST(:pa AS bigint[]), CAST(:ps AS varchar[]), CAST(:pm AS bigint[]),"
+            " CAST(:pb AS bigint[]))"
+        )
+        account_rows = "unnest(CAST(:ua AS bigint[]), CAST(:up AS bigint[]), CAST(:uh AS bigint[]))"
+    else:
+        posting_rows = "(VALUES {})".format(
+            ", ".join(
+                f"(CAST(:pa{i} AS bigint), CAST(:ps{i} AS varchar), CAST(:pm{i} AS bigint),"
+                f" CAST(:pb{i} AS bigint))"
+                for i in range(postings)
+            )
+        )
+        account_rows = "(VALUES {})".format(
+            ", ".join(
+                f"(CAST(:ua{i} AS bigint), CAST(:up{i} AS bigint), CAST(:uh{i} AS bigint))"
+                for i in range(accounts)
+            )
+        )
     key_free = (
         "WHERE NOT EXISTS (SELECT 1 FROM ledger_entries"
         " WHERE township_id = CAST(:township_id AS integer)"
@@ -576,10 +620,10 @@ WITH e AS (
 ), p AS (
   INSERT INTO ledger_postings (township_id, entry_id, account_id, asset, amount, balance_after)
   SELECT CAST(:township_id AS integer), e.id, v.a, v.s, v.m, v.b
-  FROM e, (VALUES {posting_rows}) AS v(a, s, m, b)
+  FROM e, {posting_rows} AS v(a, s, m, b)
 ), acc AS (
   UPDATE ledger_accounts SET posted_balance = v.posted, held_balance = v.held
-  FROM e, (VALUES {account_rows}) AS v(id, posted, held)
+  FROM e, {account_rows} AS v(id, posted, held)
   WHERE ledger_accounts.township_id = CAST(:township_id AS integer) AND ledger_accounts.id = v.id
 ), h AS (
   UPDATE ledger_chain_heads SET last_seq = CAST(:chain_seq AS bigint),

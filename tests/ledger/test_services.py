@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from mall.errors import Conflict, NotFound, ValidationFailed
@@ -22,8 +22,10 @@ from mall.ledger import (
     system_account,
     verify_ledger,
 )
-from mall.ledger.models import CNY, POINTS, POINTS_FUND, Entry, Posting
-from mall.ledger.posting import EntrySpec
+from mall.ledger.bulk import ensure_wallets
+from mall.ledger.models import CNY, HOUSEHOLD_POINTS, POINTS, POINTS_FUND, Entry, Posting
+from mall.ledger.posting import INLINE_ROWS, EntrySpec
+from mall.subjects.models import CreditSubject
 from tests.factories import make_county, make_household
 from tests.ledger.conftest import Books, check_deferred_constraints
 
@@ -421,4 +423,64 @@ def test_post_entries_posts_several_in_one_go(session: Session, books: Books) ->
     )
     assert [r.chain_seq for r in results] == [3, 4, 5]
     assert results[2].balances_after[books.points.id] == 85
+    assert verify_ledger(session.connection(), books.township_id).ok
+
+
+def _bare_households(session: Session, books: Books, count: int) -> list[int]:
+    """Households as rows only (the ledger needs their ids, not their people), in one insert."""
+    known = books.household
+    tag = f"bulk{known.id}-"
+    session.execute(
+        insert(CreditSubject),
+        [
+            {
+                "ref": f"{tag}{i}",
+                "county_id": known.county_id,
+                "township_id": known.township_id,
+                "village_id": known.village_id,
+                "name_enc": "-",
+                "name_masked": "张*",
+                "name_bidx": f"{tag}{i}",
+            }
+            for i in range(count)
+        ],
+    )
+    return list(session.scalars(select(CreditSubject.id).where(CreditSubject.ref.like(f"{tag}%"))))
+
+
+@pytest.mark.parametrize(
+    "wallets",
+    [INLINE_ROWS - 1, INLINE_ROWS, 40, 10_000],
+    ids=["inline", "inline-at-limit", "arrays", "arrays-past-the-parameter-limit"],
+)
+def test_an_entry_of_any_size_posts_and_verifies(
+    session: Session, books: Books, wallets: int
+) -> None:
+    """Small entries bind a placeholder per row, larger ones arrays: 10,000 wallets credited
+    in one entry are 70,000 values, past PostgreSQL's 65,535 parameters per statement."""
+    subjects = _bare_households(session, books, wallets)
+    accounts = ensure_wallets(session, books.township_id, HOUSEHOLD_POINTS, subjects)
+    legs = [Leg(books.points_fund.id, -5 * wallets)]
+    legs += [Leg(accounts[s], 5) for s in subjects]
+    posted = post_entry(
+        session,
+        township_id=books.township_id,
+        kind="points_issued",
+        legs=legs,
+        actor="user:clerk",
+        idempotency_key=f"size-{wallets}",
+    )
+    assert len(posted.balances_after) == wallets + 1
+    assert balance(session, books.township_id, books.points_fund.id).posted == -5 * wallets
+    assert {balance(session, books.township_id, accounts[s]).posted for s in subjects[:3]} == {5}
+    replay = post_entry(
+        session,
+        township_id=books.township_id,
+        kind="points_issued",
+        legs=legs,
+        actor="user:clerk",
+        idempotency_key=f"size-{wallets}",
+    )
+    assert replay.entry_id == posted.entry_id
+    check_deferred_constraints(session)
     assert verify_ledger(session.connection(), books.township_id).ok
