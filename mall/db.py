@@ -7,6 +7,8 @@ Flask-SQLAlchemy 3 ignores session-level binds, which makes that isolation style
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,24 +214,36 @@ def add_unique(
     inserted by a concurrent request, after both passed the caller's own check), raise
     `refusal` (a DomainError: 409, not a 500) and leave the rest of the transaction usable.
     `only`: the name of the one unique constraint or index meant; any other refusal is
-    raised as it is. The savepoint opens before the add: begin_nested() flushes pending
-    objects first."""
+    raised as it is."""
+    with unique_or(session, type(instance), refusal, only=only):
+        session.add(instance)
+
+
+@contextmanager
+def unique_or(
+    session: Session, model: type, refusal: Exception, *, only: str | None = None
+) -> Iterator[None]:
+    """Changes made in the block are flushed in a savepoint; should a unique key of `model`
+    refuse them, they are rolled back (the savepoint's rollback expires the rows) and
+    `refusal` raised, the rest of the transaction still usable. The savepoint opens before
+    the block: begin_nested() flushes what was pending before it, outside the savepoint, so
+    a change that may be refused must be made inside (a rename, say)."""
     try:
         with session.begin_nested():
-            session.add(instance)
+            yield
             session.flush()
     except IntegrityError as exc:
-        if only is not None and not _refused_by(exc, instance, only):
+        if only is not None and not _refused_by(exc, model, only):
             raise
         raise refusal from exc
 
 
-def _refused_by(exc: IntegrityError, instance: object, name: str) -> bool:
+def _refused_by(exc: IntegrityError, model: type, name: str) -> bool:
     diag = getattr(exc.orig, "diag", None)
     if diag is not None:  # PostgreSQL names the constraint or index
         return bool(diag.constraint_name == name)
     # SQLite names the columns: "UNIQUE constraint failed: table.a, table.b"
-    table: Table = type(instance).__table__  # type: ignore[attr-defined]
+    table: Table = model.__table__  # type: ignore[attr-defined]
     keys: list[Any] = [*table.constraints, *table.indexes]
     key = next((k for k in keys if k.name == name), None)
     if key is None:

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from mall.db import add_unique, lock_row
+from mall.db import add_unique, lock_row, unique_or
 from mall.extensions import db
 from mall.regions.models import Region
 from mall.regions.services import create_region
@@ -59,3 +59,21 @@ def test_add_unique_answers_the_refusal_only_for_the_key_it_names(session: Sessi
         )
     # The savepoints undid only the refused rows.
     assert session.scalar(select(func.count()).where(Region.code == "C-UNIQ")) == 1
+
+
+def test_unique_or_undoes_a_refused_change_and_keeps_the_transaction(session: Session) -> None:
+    create_region(session, kind="county", code="C-TAKEN", name="甲县")
+    mine = create_region(session, kind="county", code="C-MINE", name="乙县")
+    session.flush()
+    mine.name = "乙县改"  # pending before the block: flushed as it opens, outside it
+    refusal = LookupError("code taken")
+    with (
+        pytest.raises(LookupError) as exc,
+        unique_or(session, Region, refusal, only="uq_regions_code"),
+    ):
+        mine.code = "C-TAKEN"
+    assert exc.value is refusal
+    assert (mine.code, mine.name) == ("C-MINE", "乙县改")  # the refused change only, undone
+    with unique_or(session, Region, refusal, only="uq_regions_code"):
+        mine.code = "C-FREE"
+    assert session.scalar(select(Region.code).where(Region.id == mine.id)) == "C-FREE"

@@ -155,6 +155,11 @@ def partners() -> Any:
     )
 
 
+def _name_taken(form: PartnerForm) -> None:
+    """The one conflict a partner's form can meet: its name is taken in the township."""
+    form.name.errors = [*form.name.errors, gettext("本乡镇已有同名商户,请换一个名称")]
+
+
 @bp.route("/partners/new", methods=["GET", "POST"])
 @staff_page(*ADMINS)
 def partner_new() -> Any:
@@ -174,6 +179,9 @@ def partner_new() -> Any:
                 accepts_integrity=bool(form.accepts_integrity.data),
                 accepts_points=bool(form.accepts_points.data),
             )
+        except Conflict:
+            db.session.rollback()
+            _name_taken(form)
         except ValidationFailed as exc:
             db.session.rollback()
             apply_service_errors(form, exc)
@@ -251,10 +259,18 @@ def partner_edit(partner_id: int) -> Any:
             "active": bool(form.active.data),
             "settlement": settlement,
         }
-        update_partner(db.session(), g.user, partner, changes)
-        db.session.commit()
-        flash(gettext("商户信息已保存"), "success")
-        return redirect(url_for("admin.partner_detail", partner_id=partner.id))
+        try:
+            update_partner(db.session(), g.user, partner, changes)
+        except Conflict:
+            db.session.rollback()
+            _name_taken(form)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            apply_service_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(gettext("商户信息已保存"), "success")
+            return redirect(url_for("admin.partner_detail", partner_id=partner.id))
     return form_page(
         form=form,
         title=gettext("编辑商户:%(name)s", name=partner.name),

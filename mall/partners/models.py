@@ -19,6 +19,7 @@ PARTNER_CATEGORIES = (
     "bank",
     "other",
 )
+PARTNER_NAME_KEY = "uq_partners_township_id_name"
 
 
 class Partner(Base):
@@ -30,6 +31,9 @@ class Partner(Base):
             name="category",
         ),
         Index("ix_partners_township_id_category", "township_id", "category"),
+        # Cashiers, farmers and statements tell partners apart by name: two of one name in a
+        # township would be one shop entered twice (a repeated POST, say), not two shops.
+        Index(PARTNER_NAME_KEY, "township_id", "name", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import utcnow
-from mall.errors import NotFound, ValidationFailed
-from mall.partners.models import PARTNER_CATEGORIES, Partner, Terminal
+from mall.db import add_unique, unique_or
+from mall.errors import Conflict, NotFound, ValidationFailed
+from mall.partners.models import PARTNER_CATEGORIES, PARTNER_NAME_KEY, Partner, Terminal
 from mall.regions.models import Region
 from mall.security.crypto import sealer
 from mall.security.masking import mask_phone
@@ -34,10 +36,14 @@ def create_partner(
         raise ValidationFailed(details={"fields": {"township_id": ["must be a township"]}})
     if category not in PARTNER_CATEGORIES:
         raise ValidationFailed(details={"fields": {"category": list(PARTNER_CATEGORIES)}})
+    name = name.strip()
+    if not name:
+        raise ValidationFailed(details={"fields": {"name": ["required"]}})
+    _ensure_name_free(session, township.id, name)
     partner = Partner(
         county_id=township.county_id,
         township_id=township.id,
-        name=name.strip(),
+        name=name,
         category=category,
         address=address,
         contact_name=contact_name,
@@ -47,9 +53,24 @@ def create_partner(
         accepts_points=accepts_points,
         active=True,
     )
-    session.add(partner)
-    session.flush()
+    # The check above answers the common case; two requests creating the same partner at once
+    # both pass it, and the unique key refuses the second: a Conflict, not a 500.
+    add_unique(session, partner, name_taken(), only=PARTNER_NAME_KEY)
     return partner
+
+
+def name_taken() -> Conflict:
+    return Conflict(details={"fields": {"name": ["a partner of this name exists in the township"]}})
+
+
+def _ensure_name_free(
+    session: Session, township_id: int, name: str, *, other_than: int | None = None
+) -> None:
+    stmt = select(Partner.id).where(Partner.township_id == township_id, Partner.name == name)
+    if other_than is not None:
+        stmt = stmt.where(Partner.id != other_than)
+    if session.scalar(stmt.limit(1)) is not None:
+        raise name_taken()
 
 
 # What an admin may change on a partner (its township and county never change: the ledger's
@@ -98,6 +119,7 @@ def update_partner(
         values["name"] = str(values["name"]).strip()
         if not values["name"]:
             raise ValidationFailed(details={"fields": {"name": ["required"]}})
+        _ensure_name_free(session, partner.township_id, values["name"], other_than=partner.id)
     if "category" in values and values["category"] not in PARTNER_CATEGORIES:
         raise ValidationFailed(details={"fields": {"category": list(PARTNER_CATEGORIES)}})
     before = partner_snapshot(partner)
@@ -105,9 +127,10 @@ def update_partner(
     if phone:
         partner.contact_phone_masked = mask_phone(phone)
         partner.contact_phone_enc = sealer().seal(phone, "phone")
-    for key, value in values.items():
-        setattr(partner, key, dict(value or {}) if key == "settlement" else value)
-    session.flush()
+    session.flush()  # whatever was pending, before the savepoint of the change
+    with unique_or(session, Partner, name_taken(), only=PARTNER_NAME_KEY):
+        for key, value in values.items():
+            setattr(partner, key, dict(value or {}) if key == "settlement" else value)
     audit.record(
         session,
         actor=actor,

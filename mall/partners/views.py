@@ -128,6 +128,7 @@ class Partners(MethodView):
     @require_staff(*ADMINS)
     @blp.arguments(AdminPartnerCreate)
     @blp.response(201, AdminPartnerOut)
+    @blp.alt_response(409, description="conflict: a partner of this name is in the township")
     @blp.doc(security=BEARER_SECURITY)
     def post(self, data: dict[str, Any]) -> Partner:
         """Create a partner in a township of the caller's region (audited)."""
@@ -159,6 +160,7 @@ class PartnerItem(MethodView):
     @require_staff(*ADMINS)
     @blp.arguments(AdminPartnerEdit)
     @blp.response(200, AdminPartnerOut)
+    @blp.alt_response(409, description="conflict: a partner of this name is in the township")
     @blp.doc(security=BEARER_SECURITY)
     def patch(self, data: dict[str, Any], partner_id: int) -> Partner:
         """Edit a partner (audited with before and after)."""

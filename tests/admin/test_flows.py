@@ -60,6 +60,37 @@ def test_partner_form_validates_in_chinese(client: FlaskClient, w: World) -> Non
     assert 'aria-invalid="true"' in html
 
 
+def test_partner_form_refuses_a_name_taken_in_the_township(
+    client: FlaskClient, w: World, session: Session
+) -> None:
+    login_as(client, w.town_admin)
+    taken = w.partner.name
+    resp = post(
+        client,
+        "/admin/partners/new",
+        {"township_id": w.town.id, "name": taken, "category": "bank"},
+    )
+    assert resp.status_code == 400
+    assert "本乡镇已有同名商户" in text(resp)
+    other = post(
+        client,
+        "/admin/partners/new",
+        {"township_id": w.town.id, "name": "龙场农商银行", "category": "bank"},
+    )
+    assert other.status_code == 302
+    bank = session.scalars(select(Partner).where(Partner.name == "龙场农商银行")).one()
+    resp = post(
+        client,
+        f"/admin/partners/{bank.id}/edit",
+        {"township_id": w.town.id, "name": taken, "category": "bank"},
+    )
+    assert resp.status_code == 400
+    assert "本乡镇已有同名商户" in text(resp)
+    session.expire_all()
+    assert session.get_one(Partner, bank.id).name == "龙场农商银行"
+    assert len(audits(session, "partner.update")) == 0
+
+
 def test_partner_terminal_secret_shown_once(
     client: FlaskClient, w: World, session: Session
 ) -> None:

@@ -78,3 +78,31 @@ def test_cashier_and_auditor_cannot_write(client: FlaskClient, session: Session)
             f"/api/v1/admin/partners/{partner.id}/terminals", json={}, headers=staff_headers(user)
         )
         assert r.status_code == 403
+
+
+def test_a_repeated_create_or_a_rename_to_a_taken_name_is_a_conflict(
+    client: FlaskClient, session: Session
+) -> None:
+    town = make_county(session).townships[0]
+    admin = make_user(session, "township_admin", town)
+    other = make_partner(session, town, name="新寨信用超市")
+    session.commit()
+    h = staff_headers(admin)
+    body = {"township_id": town.id, "name": "龙场信用超市", "category": "supermarket"}
+    assert client.post("/api/v1/admin/partners", json=body, headers=h).status_code == 201
+    again = client.post("/api/v1/admin/partners", json=body, headers=h)
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "conflict"
+    assert again.json["error"]["details"] == {
+        "fields": {"name": ["a partner of this name exists in the township"]}
+    }
+    renamed = client.patch(
+        f"/api/v1/admin/partners/{other.id}", json={"name": "龙场信用超市"}, headers=h
+    )
+    assert renamed.status_code == 409
+    kept = client.get(f"/api/v1/admin/partners/{other.id}", headers=h)
+    assert kept.json["name"] == "新寨信用超市"
+    audited = session.scalars(
+        select(AuditEntry.action).where(AuditEntry.object_type == "partner")
+    ).all()
+    assert audited == ["partner.create"]  # the refused writes left no trace

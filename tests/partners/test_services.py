@@ -7,8 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mall.audit.models import AuditEntry
-from mall.errors import NotFound, ValidationFailed
-from mall.partners.services import update_partner
+from mall.errors import Conflict, NotFound, ValidationFailed
+from mall.partners.models import Partner
+from mall.partners.services import create_partner, update_partner
 from mall.security.crypto import sealer
 from tests.factories import make_county, make_partner, make_user
 
@@ -64,3 +65,26 @@ def test_another_townships_partner_is_not_found(session: Session) -> None:
     theirs = make_partner(session, c.townships[1])
     with pytest.raises(NotFound):
         update_partner(session, admin, theirs, {"name": "x"})
+
+
+def test_a_partner_name_is_unique_in_its_township(session: Session) -> None:
+    c = make_county(session)
+    first = make_partner(session, c.townships[0], name="龙场信用超市")
+    with pytest.raises(Conflict) as exc:
+        create_partner(session, township=c.townships[0], name=" 龙场信用超市 ", category="bank")
+    assert exc.value.details == {
+        "fields": {"name": ["a partner of this name exists in the township"]}
+    }
+    # Another township may have a shop of the same name.
+    make_partner(session, c.townships[1], name="龙场信用超市")
+    with pytest.raises(ValidationFailed):
+        create_partner(session, township=c.townships[0], name="  ", category="bank")
+    admin = make_user(session, "township_admin", c.townships[0])
+    second = make_partner(session, c.townships[0], name="新寨信用超市")
+    with pytest.raises(Conflict):
+        update_partner(session, admin, second, {"name": "龙场信用超市", "address": "新址"})
+    assert (second.name, second.address) == ("新寨信用超市", "")  # nothing of the edit kept
+    update_partner(session, admin, first, {"name": "龙场信用超市", "address": "街上"})
+    assert first.address == "街上"  # its own name is no conflict
+    names = session.scalars(select(Partner.name).where(Partner.township_id == c.townships[0].id))
+    assert sorted(names) == ["新寨信用超市", "龙场信用超市"]
