@@ -15,7 +15,7 @@ from flask import current_app, g, request, session
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
-from mall.auth import tokens
+from mall.auth import idempotency, tokens
 from mall.auth.services import FARMER_LOGIN_BLOCKED_STATUSES, session_version
 from mall.clock import utcnow
 from mall.errors import Forbidden, Unauthorized, ValidationFailed
@@ -141,7 +141,7 @@ def require_staff(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             if roles and user.role not in roles:
                 raise Forbidden()
             g.user = user
-            return view(*args, **kwargs)
+            return idempotency.run(user, lambda: view(*args, **kwargs))
 
         return wrapper
 

@@ -38,6 +38,7 @@ def _lock_key(name: str) -> int:
 def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
     """Every periodic task of every domain, in order. Imported here, not at module level:
     the domains import each other's models, and the jobs module sits above them all."""
+    from mall.auth.idempotency import prune_keys as prune_staff_keys
     from mall.auth.throttle import purge_stale
     from mall.codes.services import prune_used_codes
     from mall.ledger.holds import expire_holds
@@ -64,6 +65,7 @@ def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
         ("pos_stores_pruning", lambda s: prune_pos_stores(s)),
         ("used_codes_pruning", lambda s: prune_used_codes(s)),
         ("login_throttle_pruning", lambda s: purge_stale(s)),
+        ("staff_idempotency_pruning", lambda s: prune_staff_keys(s)),
     ]
 
 
