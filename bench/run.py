@@ -399,7 +399,7 @@ def render(
             " A scan's 403 (wrk counts it under 0) is `holder_suspended` for one of the demo "
             "county's three rated business entities, whose township does not let businesses "
             "use wallets: refused, as it must be."
-            if any(set(x["statuses"]) - {"200", 200} for x in (s, sh, s5))
+            if any({"403", 403} & set(x["statuses"]) for x in (s, sh, s5))
             else ""
         ),
         "",

@@ -51,21 +51,26 @@ def test_partner_names_made_unique_keep_the_oldest_and_rename_the_rest(tmp_path:
                     " (3, 'township', 'T2', '新寨镇', 1, 1, '{}')"
                 )
             )
-            for pid, town in ((5, 2), (7, 2), (9, 3)):
+            for pid, town, name in (
+                (5, 2, "信用超市"),
+                (7, 2, "信用超市"),
+                (8, 2, "信用超市（7）"),  # the name a plain rename of 7 would take
+                (9, 3, "信用超市"),
+            ):
                 conn.execute(
                     text(
                         "INSERT INTO partners (id, county_id, township_id, name, category,"
                         " address, contact_name, contact_phone_masked, accepts_integrity,"
                         " accepts_points, settlement, active, created_at) VALUES (:id, 1,"
-                        " :town, '信用超市', 'supermarket', '', '', '', true, true, '{}', true,"
+                        " :town, :name, 'supermarket', '', '', '', true, true, '{}', true,"
                         " CURRENT_TIMESTAMP)"
                     ),
-                    {"id": pid, "town": town},
+                    {"id": pid, "town": town, "name": name},
                 )
         run_flask(env, "db", "upgrade", "heads")
         with engine.connect() as conn:
             names = dict(conn.execute(text("SELECT id, name FROM partners")).all())
-        assert names == {5: "信用超市", 7: "信用超市（7）", 9: "信用超市"}
+        assert names == {5: "信用超市", 7: "信用超市（7-1）", 8: "信用超市（7）", 9: "信用超市"}
     finally:
         engine.dispose()
         drop()  # type: ignore[operator]

@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, null, or_, select, text, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from mall.clock import utcnow
@@ -123,10 +134,21 @@ def _sale_accounts_statement(*, lock: bool) -> DriverStatement:
     return DriverStatement(build)
 
 
+# Both wallets of the household and both payables (points, integrity money) of the partner.
+_SALE_ACCOUNT_COUNT = 4
+
+
 def _sale_books_statement(_dialect: str) -> Any:
     """The sale's accounts locked in id order and then the township's chain head, in one
     round trip (UNION ALL runs its branches in order): the rows `post_entries` would lock
-    next, so a sale that posts locks them once. Account rows first, the head row last."""
+    next, so a sale that posts locks them once. Account rows first, the head row last.
+
+    The head is locked only when all the sale's accounts exist. A missing one is opened after
+    this read, and opening it waits for any other transaction that is opening the same one;
+    that transaction (an offline batch opening the partner's first payable, a bulk grant
+    opening wallets) goes on to lock the head next. Holding the head here would deadlock
+    with it, so without every account the sale locks the head later, through
+    `post_entries`, after the accounts as everywhere else."""
     accounts = (
         select(*_ACCOUNTS.columns)
         .where(_sale_accounts_where())
@@ -134,9 +156,13 @@ def _sale_books_statement(_dialect: str) -> Any:
         .with_for_update()
         .subquery()
     )
+    present = select(func.count()).select_from(Account).where(_sale_accounts_where())
     head = (
         select(_heads.c.last_seq, _heads.c.last_hash)
-        .where(_heads.c.township_id == bindparam("township_id"))
+        .where(
+            _heads.c.township_id == bindparam("township_id"),
+            present.scalar_subquery() == _SALE_ACCOUNT_COUNT,
+        )
         .with_for_update()
         .subquery()
     )
@@ -204,7 +230,9 @@ def _read_sale_accounts(
         else:
             wallets[account.kind] = account
     books = None
-    if head is not None:  # none before the township's first entry: post_entries makes it
+    # No head row before the township's first entry (post_entries makes it), nor while an
+    # account of the sale is still to be opened (see _sale_books_statement).
+    if head is not None:
         books = LockedBooks(subject.township_id, locked, head)
     return (
         Wallets(

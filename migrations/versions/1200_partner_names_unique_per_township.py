@@ -19,14 +19,32 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
+    conn = op.get_bind()
+    later = conn.execute(
         sa.text(
-            "UPDATE partners SET name = substr(name, 1, 80) || '（' || CAST(id AS VARCHAR(20))"
-            " || '）' WHERE EXISTS (SELECT 1 FROM partners AS older"
-            " WHERE older.township_id = partners.township_id AND older.name = partners.name"
-            " AND older.id < partners.id)"
+            "SELECT p.id, p.township_id, p.name FROM partners AS p WHERE EXISTS"
+            " (SELECT 1 FROM partners AS older WHERE older.township_id = p.township_id"
+            " AND older.name = p.name AND older.id < p.id) ORDER BY p.id"
         )
-    )
+    ).all()
+    for partner_id, township_id, name in later:
+        # Checked against the names as they are now, renames included: "超市（7）" may be
+        # a real partner's name already.
+        tries = 0
+        while True:
+            suffix = f"（{partner_id}）" if tries == 0 else f"（{partner_id}-{tries}）"
+            candidate = name[: 100 - len(suffix)] + suffix
+            taken = conn.execute(
+                sa.text("SELECT 1 FROM partners WHERE township_id = :t AND name = :n"),
+                {"t": township_id, "n": candidate},
+            ).first()
+            if taken is None:
+                break
+            tries += 1
+        conn.execute(
+            sa.text("UPDATE partners SET name = :n WHERE id = :id"),
+            {"n": candidate, "id": partner_id},
+        )
     # A unique index, not a constraint: SQLite adds it without rebuilding the table, which
     # every partner's terminals, goods and ledger accounts refer to.
     op.create_index(

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
+from flask import Flask
 from sqlalchemy.orm import Session
 
+from mall.extensions import db
 from mall.ledger import Leg, post_entries, verify_ledger
-from mall.ledger.accounts import sale_accounts
-from mall.ledger.posting import EntrySpec
+from mall.ledger.accounts import partner_payable, sale_accounts
+from mall.ledger.models import CNY
+from mall.ledger.posting import EntrySpec, lock_chain_head
 from mall.regions.models import Region
+from mall.subjects.models import CreditSubject
 from tests.conftest import is_postgres
-from tests.factories import make_partner
+from tests.factories import make_county, make_household, make_partner
 from tests.ledger.conftest import Books, check_deferred_constraints
+from tests.pos_adapter.conftest import fund_household
 
 
 def _spend(books: Books, wallet: int, payable: int, amount: int) -> EntrySpec:
@@ -59,6 +67,7 @@ def test_books_that_do_not_cover_an_entry_are_not_used(session: Session, books: 
     newcomer = make_partner(session, session.get_one(Region, books.township_id))
     accounts = sale_accounts(session, books.household, newcomer.id, posting=True)
     assert not accounts.payables
+    assert accounts.books is None  # the head is not held while a payable is to be opened
     payable = accounts.payable(session, "CNY")
     spec = _spend(books, books.integrity.id, payable.id, 100)
     (posted,) = post_entries(session, [spec], locked_books=accounts.books)
@@ -73,3 +82,55 @@ def test_a_sale_that_does_not_post_leaves_the_chain_head_alone(
 ) -> None:
     accounts = sale_accounts(session, books.household, books.partner.id)
     assert accounts.books is None
+
+
+@pytest.mark.postgres_only
+def test_a_sale_opening_a_payable_does_not_deadlock_with_a_writer_opening_it(
+    committed: Flask,
+) -> None:
+    """A partner's first sale in a township, twice at once: an offline batch opens the
+    payable and then wants the chain head, while a till's sale has read its accounts and then
+    opens the same payable. Had the till's read locked the head, each would wait for the
+    other (PostgreSQL's deadlock detector kills one)."""
+    s = db.session()
+    county = make_county(s)
+    household = make_household(s, county.villages[0])
+    fund_household(s, household, integrity_fen=1_000)
+    partner = make_partner(s, county.townships[0])
+    s.commit()
+    ids = (household.id, partner.id, county.townships[0].id)
+    read_done, payable_opened = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def till() -> None:
+        with Session(db.engine) as ss:
+            try:
+                accounts = sale_accounts(
+                    ss, ss.get_one(CreditSubject, ids[0]), ids[1], posting=True
+                )
+                read_done.set()
+                payable_opened.wait(5)
+                accounts.payable(ss, CNY)  # waits for the batch's uncommitted insert
+                ss.commit()
+                outcome["till"] = "ok"
+            except Exception as exc:
+                outcome["till"] = type(exc).__name__
+
+    def batch() -> None:
+        with Session(db.engine) as ss:
+            try:
+                read_done.wait(5)
+                partner_payable(ss, ids[2], ids[1], CNY)
+                payable_opened.set()
+                lock_chain_head(ss, ids[2])
+                ss.commit()
+                outcome["batch"] = "ok"
+            except Exception as exc:
+                outcome["batch"] = type(exc).__name__
+
+    threads = [threading.Thread(target=till), threading.Thread(target=batch)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcome == {"till": "ok", "batch": "ok"}

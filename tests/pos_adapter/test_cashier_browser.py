@@ -52,7 +52,7 @@ def _tab_to(page: Any, selector: str, limit: int = 40) -> None:
 def _login(page: Any, live_server: LiveServer) -> None:
     cashier = _cashier(live_server)
     page.goto(live_server.url + "/cashier/login")
-    assert page.evaluate("document.activeElement.id") == "username"
+    _expect(page.locator("#username")).to_be_focused()  # waits: autofocus lands after load
     page.keyboard.type(cashier["username"])
     page.keyboard.press("Tab")
     page.keyboard.type(cashier["password"])
@@ -66,7 +66,7 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     page = context.new_page()
     console = Console(page)
     _login(page, live_server)
-    assert page.evaluate("document.activeElement.id") == "code-input"
+    _expect(page.locator("#code-input")).to_be_focused()
     screenshot(page, "cashier-till-1024x768.png")
 
     # a scanner gun types the card's code and presses Enter
@@ -76,7 +76,7 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     assert page.inner_text("#holder-level").strip()
     assert page.inner_text("#holder-name").strip()
     assert page.is_visible("#pin-field")
-    assert page.evaluate("document.activeElement.id") == "amount"
+    _expect(page.locator("#amount")).to_be_focused()
 
     page.keyboard.type("12.3")
     _expect(page.locator("#q-amount")).to_have_text("12.30")
@@ -90,7 +90,7 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     page.wait_for_url("**/cashier/payments/pay_*")
     assert page.is_visible("#receipt")
     assert due in page.inner_text("#receipt-due")
-    assert page.evaluate("document.activeElement.id") == "next-sale"
+    _expect(page.locator("#next-sale")).to_be_focused()
     receipt_url = page.url
     screenshot(page, "cashier-receipt-1024x768.png")
 
@@ -121,7 +121,7 @@ def test_a_sale_by_keyboard(browser: Any, live_server: LiveServer) -> None:
     page.wait_for_selector("#holder:not([hidden])")
     page.keyboard.press("Escape")
     assert page.is_hidden("#holder")
-    assert page.evaluate("document.activeElement.id") == "code-input"
+    _expect(page.locator("#code-input")).to_be_focused()
     assert console.errors == []
     context.close()
 
