@@ -6,11 +6,14 @@ unique indexes, then a read. Two requests opening the same wallet both get the o
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Integer,
     Table,
     and_,
     bindparam,
@@ -134,21 +137,18 @@ def _sale_accounts_statement(*, lock: bool) -> DriverStatement:
     return DriverStatement(build)
 
 
-# Both wallets of the household and both payables (points, integrity money) of the partner.
-_SALE_ACCOUNT_COUNT = 4
-
-
 def _sale_books_statement(_dialect: str) -> Any:
     """The sale's accounts locked in id order and then the township's chain head, in one
     round trip (UNION ALL runs its branches in order): the rows `post_entries` would lock
     next, so a sale that posts locks them once. Account rows first, the head row last.
 
-    The head is locked only when all the sale's accounts exist. A missing one is opened after
-    this read, and opening it waits for any other transaction that is opening the same one;
-    that transaction (an offline batch opening the partner's first payable, a bulk grant
-    opening wallets) goes on to lock the head next. Holding the head here would deadlock
-    with it, so without every account the sale locks the head later, through
-    `post_entries`, after the accounts as everywhere else."""
+    The head is locked only when every account the sale may post to exists: both wallets,
+    and the partner's payable in each asset the sale may spend (`need_cny`, `need_points`).
+    A missing one is opened after this read, and opening it waits for any other transaction
+    that is opening the same one; that transaction (an offline batch opening the partner's
+    first payable, a bulk grant opening wallets) goes on to lock the head next. Holding the
+    head here would deadlock with it, so without its accounts the sale locks the head later,
+    through `post_entries`, after the accounts as everywhere else."""
     accounts = (
         select(*_ACCOUNTS.columns)
         .where(_sale_accounts_where())
@@ -156,12 +156,29 @@ def _sale_books_statement(_dialect: str) -> Any:
         .with_for_update()
         .subquery()
     )
-    present = select(func.count()).select_from(Account).where(_sale_accounts_where())
+    needed = and_(
+        Account.township_id == bindparam("township_id"),
+        or_(
+            and_(
+                Account.subject_id == bindparam("subject_id"),
+                or_(Account.kind == HOUSEHOLD_POINTS, Account.kind == HOUSEHOLD_INTEGRITY),
+            ),
+            and_(
+                Account.partner_id == bindparam("partner_id"),
+                Account.kind == PARTNER_PAYABLE,
+                or_(
+                    and_(Account.asset == CNY, bindparam("need_cny", type_=Boolean)),
+                    and_(Account.asset == POINTS, bindparam("need_points", type_=Boolean)),
+                ),
+            ),
+        ),
+    )
+    present = select(func.count()).select_from(Account).where(needed).scalar_subquery()
     head = (
         select(_heads.c.last_seq, _heads.c.last_hash)
         .where(
             _heads.c.township_id == bindparam("township_id"),
-            present.scalar_subquery() == _SALE_ACCOUNT_COUNT,
+            present == bindparam("needed", type_=Integer),
         )
         .with_for_update()
         .subquery()
@@ -204,14 +221,18 @@ def _read_sale_accounts(
     *,
     lock: bool = False,
     with_head: bool = False,
+    spends: Collection[str] = (),
 ) -> tuple[Wallets, dict[str, Account], LockedBooks | None]:
     wallets: dict[str, Account] = {}
     payables: dict[str, Account] = {}
-    params = {
+    params: dict[str, Any] = {
         "township_id": subject.township_id,
         "subject_id": subject.id,
         "partner_id": partner_id,
     }
+    if with_head:  # the accounts that must exist for the head to be locked in this read
+        need_cny, need_points = CNY in spends, POINTS in spends
+        params.update(need_cny=need_cny, need_points=need_points, needed=2 + need_cny + need_points)
     stmt = _SALE_BOOKS if with_head else _SALE_ACCOUNTS_LOCKED if lock else _SALE_ACCOUNTS
     locked: dict[int, LockedAccount] = {}
     head: list[Any] | None = None
@@ -252,16 +273,23 @@ def household_wallets(session: Session, subject: CreditSubject) -> Wallets:
 
 
 def sale_accounts(
-    session: Session, subject: CreditSubject, partner_id: int, *, posting: bool = False
+    session: Session,
+    subject: CreditSubject,
+    partner_id: int,
+    *,
+    posting: bool = False,
+    spends: Collection[str] = (CNY, POINTS),
 ) -> SaleAccounts:
     """The household's wallets and the partner's payables for a sale, in one read that locks
     them (FOR UPDATE, in id order): the sale is priced on balances nobody else can move
     before it posts. A wallet opened here (a household never funded) holds nothing yet.
     `posting`: the sale posts entries in this transaction; on PostgreSQL the same read then
-    locks the township's chain head too (`SaleAccounts.books`, for `post_entries`)."""
+    locks the township's chain head too (`SaleAccounts.books`, for `post_entries`), when the
+    wallets and the payables of the assets it `spends` all exist (see _sale_books_statement).
+    `spends` may name more than the sale will spend, never less."""
     with_head = posting and session.get_bind().dialect.name == "postgresql"
     wallets, payables, books = _read_sale_accounts(
-        session, subject, partner_id, lock=True, with_head=with_head
+        session, subject, partner_id, lock=True, with_head=with_head, spends=spends
     )
     return SaleAccounts(wallets, subject.township_id, partner_id, payables, books)
 

@@ -77,6 +77,21 @@ def test_books_that_do_not_cover_an_entry_are_not_used(session: Session, books: 
     assert verify_ledger(session.connection(), books.township_id).ok
 
 
+def test_the_head_is_locked_when_the_payables_the_sale_spends_exist(
+    session: Session, books: Books
+) -> None:
+    """A partner that only ever took integrity money has no points payable: a sale spending
+    integrity money alone still locks everything in one read; one that may spend points,
+    whose payable is still to be opened, does not hold the head."""
+    books.grant_integrity(session, 1_000)
+    clinic = make_partner(session, session.get_one(Region, books.township_id), category="hospital")
+    partner_payable(session, books.township_id, clinic.id, CNY)
+    integrity_only = sale_accounts(session, books.household, clinic.id, posting=True, spends=[CNY])
+    either = sale_accounts(session, books.household, clinic.id, posting=True)
+    assert either.books is None
+    assert (integrity_only.books is not None) == is_postgres()  # SQLite locks nothing
+
+
 def test_a_sale_that_does_not_post_leaves_the_chain_head_alone(
     session: Session, books: Books
 ) -> None:
