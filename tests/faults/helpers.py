@@ -60,7 +60,9 @@ class TcpProxy:
                     if not data:
                         return
                     peers[s].sendall(data)
-        except OSError:
+        except (OSError, ValueError):
+            # cut() closes the pipes from its own thread: a socket closed between two turns
+            # of this loop has fd -1, and select() raises ValueError for it, not OSError.
             return
         finally:
             for s in (a, b):
