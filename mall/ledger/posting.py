@@ -173,6 +173,9 @@ def post_entries(
     by_township: dict[int, set[int]] = {}
     for spec in specs:
         by_township.setdefault(spec.township_id, set()).update(leg.account_id for leg in spec.legs)
+    if locked_books is not None and set(by_township) != {locked_books.township_id}:
+        # Another township's accounts would be locked after this one's head: out of order.
+        raise ValueError("locked_books serve entries of their own township only")
     locked: dict[int, dict[int, LockedAccount]] = {}
     heads: dict[int, list[Any]] = {}
     for township_id in sorted(by_township):

@@ -12,7 +12,7 @@ from mall.extensions import db
 from mall.ledger import Leg, post_entries, verify_ledger
 from mall.ledger.accounts import partner_payable, sale_accounts
 from mall.ledger.models import CNY
-from mall.ledger.posting import EntrySpec, lock_chain_head
+from mall.ledger.posting import EntrySpec, LockedBooks, lock_chain_head
 from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
 from tests.conftest import is_postgres
@@ -58,6 +58,17 @@ def test_a_sale_that_posts_locks_its_accounts_and_the_chain_head_in_one_read(
     assert locked[books.integrity.id].posted == 900
     check_deferred_constraints(session)
     assert verify_ledger(session.connection(), books.township_id).ok
+
+
+def test_books_of_one_township_refuse_entries_of_another(session: Session, books: Books) -> None:
+    books.grant_integrity(session, 1_000)
+    accounts = sale_accounts(session, books.household, books.partner.id, posting=True)
+    other = LockedBooks(books.township_id + 1, {}, [0, ""])
+    spec = _spend(books, books.integrity.id, books.payable_cny.id, 10)
+    with pytest.raises(ValueError, match="own township"):
+        post_entries(session, [spec], locked_books=other)
+    if accounts.books is not None:
+        assert post_entries(session, [spec], locked_books=accounts.books)[0].chain_seq == 2
 
 
 def test_books_that_do_not_cover_an_entry_are_not_used(session: Session, books: Books) -> None:
