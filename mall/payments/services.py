@@ -336,7 +336,8 @@ def create_payment(
         take_stock(session, line.goods.id, line.qty)
     # Locked until the commit; a captured sale's read also locks what its entries post on.
     spends = [asset for asset, used in ((CNY, req.use_integrity), (POINTS, bool(lines))) if used]
-    accounts = sale_accounts(session, subject, partner.id, posting=req.capture, spends=spends)
+    posting = req.capture and bool(spends)  # a cash-only sale posts nothing
+    accounts = sale_accounts(session, subject, partner.id, posting=posting, spends=spends)
     wallets = accounts.wallets
     integrity_available = wallets.integrity.posted_balance - wallets.integrity.held_balance
     points_available = wallets.points.posted_balance - wallets.points.held_balance
