@@ -155,9 +155,14 @@ def partners() -> Any:
     )
 
 
-def _name_taken(form: PartnerForm) -> None:
-    """The one conflict a partner's form can meet: its name is taken in the township."""
-    form.name.errors = [*form.name.errors, gettext("本乡镇已有同名商户,请换一个名称")]
+def _show_refusal(form: PartnerForm, exc: Conflict | ValidationFailed) -> None:
+    """Put a refused create or edit beside the form's fields; nothing of it is kept. The one
+    conflict a partner's form can meet is a name taken in the township."""
+    db.session.rollback()
+    if isinstance(exc, Conflict):
+        form.name.errors = [*form.name.errors, gettext("本乡镇已有同名商户,请换一个名称")]
+    else:
+        apply_service_errors(form, exc)
 
 
 @bp.route("/partners/new", methods=["GET", "POST"])
@@ -179,12 +184,8 @@ def partner_new() -> Any:
                 accepts_integrity=bool(form.accepts_integrity.data),
                 accepts_points=bool(form.accepts_points.data),
             )
-        except Conflict:
-            db.session.rollback()
-            _name_taken(form)
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, exc)
+        except (Conflict, ValidationFailed) as exc:
+            _show_refusal(form, exc)
         else:
             partner.settlement = _settlement(form)
             db.session.flush()
@@ -261,12 +262,8 @@ def partner_edit(partner_id: int) -> Any:
         }
         try:
             update_partner(db.session(), g.user, partner, changes)
-        except Conflict:
-            db.session.rollback()
-            _name_taken(form)
-        except ValidationFailed as exc:
-            db.session.rollback()
-            apply_service_errors(form, exc)
+        except (Conflict, ValidationFailed) as exc:
+            _show_refusal(form, exc)
         else:
             db.session.commit()
             flash(gettext("商户信息已保存"), "success")

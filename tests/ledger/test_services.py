@@ -24,7 +24,7 @@ from mall.ledger import (
 )
 from mall.ledger.bulk import ensure_wallets
 from mall.ledger.models import CNY, HOUSEHOLD_POINTS, POINTS, POINTS_FUND, Entry, Posting
-from mall.ledger.posting import INLINE_ROWS, EntrySpec
+from mall.ledger.posting import INLINE_ROWS, EntrySpec, PostedEntry
 from mall.subjects.models import CreditSubject
 from tests.factories import make_county, make_household
 from tests.ledger.conftest import Books, check_deferred_constraints
@@ -462,25 +462,21 @@ def test_an_entry_of_any_size_posts_and_verifies(
     accounts = ensure_wallets(session, books.township_id, HOUSEHOLD_POINTS, subjects)
     legs = [Leg(books.points_fund.id, -5 * wallets)]
     legs += [Leg(accounts[s], 5) for s in subjects]
-    posted = post_entry(
-        session,
-        township_id=books.township_id,
-        kind="points_issued",
-        legs=legs,
-        actor="user:clerk",
-        idempotency_key=f"size-{wallets}",
-    )
+
+    def issue() -> PostedEntry:
+        return post_entry(
+            session,
+            township_id=books.township_id,
+            kind="points_issued",
+            legs=legs,
+            actor="user:clerk",
+            idempotency_key=f"size-{wallets}",
+        )
+
+    posted = issue()
     assert len(posted.balances_after) == wallets + 1
     assert balance(session, books.township_id, books.points_fund.id).posted == -5 * wallets
     assert {balance(session, books.township_id, accounts[s]).posted for s in subjects[:3]} == {5}
-    replay = post_entry(
-        session,
-        township_id=books.township_id,
-        kind="points_issued",
-        legs=legs,
-        actor="user:clerk",
-        idempotency_key=f"size-{wallets}",
-    )
-    assert replay.entry_id == posted.entry_id
+    assert issue().entry_id == posted.entry_id  # the replay of the same key
     check_deferred_constraints(session)
     assert verify_ledger(session.connection(), books.township_id).ok
