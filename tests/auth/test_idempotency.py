@@ -17,10 +17,20 @@ from mall.auth.models import StaffIdempotencyKey
 from mall.clock import utcnow
 from mall.extensions import db
 from mall.partners.models import Partner, Terminal
+from mall.regions.models import Region
+from mall.users.models import User
 from tests.factories import make_county, make_partner, make_user
 from tests.helpers import staff_headers
 
 PARTNERS = "/api/v1/admin/partners"
+
+
+@pytest.fixture
+def town_admin(session: Session) -> tuple[Region, User]:
+    town = make_county(session).townships[0]
+    admin = make_user(session, "township_admin", town)
+    session.commit()
+    return town, admin
 
 
 def _partners(session: Session, name: str) -> int:
@@ -28,11 +38,9 @@ def _partners(session: Session, name: str) -> int:
 
 
 def test_a_retry_answers_the_first_answer_and_creates_nothing(
-    client: FlaskClient, session: Session
+    client: FlaskClient, session: Session, town_admin: tuple[Region, User]
 ) -> None:
-    town = make_county(session).townships[0]
-    admin = make_user(session, "township_admin", town)
-    session.commit()
+    town, admin = town_admin
     h = {**staff_headers(admin), "Idempotency-Key": "create-shop-1"}
     body = {"township_id": town.id, "name": "龙场信用超市", "category": "supermarket"}
     first = client.post(PARTNERS, json=body, headers=h)
@@ -54,11 +62,9 @@ def test_a_retry_answers_the_first_answer_and_creates_nothing(
 
 
 def test_a_refusal_is_not_kept_so_a_corrected_retry_runs(
-    client: FlaskClient, session: Session
+    client: FlaskClient, session: Session, town_admin: tuple[Region, User]
 ) -> None:
-    town = make_county(session).townships[0]
-    admin = make_user(session, "township_admin", town)
-    session.commit()
+    town, admin = town_admin
     h = {**staff_headers(admin), "Idempotency-Key": "create-shop-2"}
     bad = client.post(
         PARTNERS, json={"township_id": town.id, "name": "店", "category": "casino"}, headers=h
@@ -88,11 +94,9 @@ def test_keys_belong_to_one_account(client: FlaskClient, session: Session) -> No
 
 @pytest.mark.parametrize("key", ["", "x" * 65, "tab\there"])
 def test_a_malformed_key_is_refused_before_anything_runs(
-    client: FlaskClient, session: Session, key: str
+    client: FlaskClient, session: Session, town_admin: tuple[Region, User], key: str
 ) -> None:
-    town = make_county(session).townships[0]
-    admin = make_user(session, "township_admin", town)
-    session.commit()
+    town, admin = town_admin
     resp = client.post(
         PARTNERS,
         json={"township_id": town.id, "name": "店", "category": "bank"},
@@ -104,10 +108,10 @@ def test_a_malformed_key_is_refused_before_anything_runs(
     assert _partners(session, "店") == 0
 
 
-def test_reads_ignore_the_key(client: FlaskClient, session: Session) -> None:
-    town = make_county(session).townships[0]
-    admin = make_user(session, "township_admin", town)
-    session.commit()
+def test_reads_ignore_the_key(
+    client: FlaskClient, session: Session, town_admin: tuple[Region, User]
+) -> None:
+    _, admin = town_admin
     h = {**staff_headers(admin), "Idempotency-Key": "read"}
     assert client.get(PARTNERS, headers=h).status_code == 200
     assert session.scalar(select(func.count()).select_from(StaffIdempotencyKey)) == 0
@@ -133,10 +137,10 @@ def test_a_terminal_secret_is_replayed_but_sealed_at_rest(
     assert secret not in stored
 
 
-def test_keys_are_pruned_after_the_retention(client: FlaskClient, session: Session) -> None:
-    town = make_county(session).townships[0]
-    admin = make_user(session, "township_admin", town)
-    session.commit()
+def test_keys_are_pruned_after_the_retention(
+    client: FlaskClient, session: Session, town_admin: tuple[Region, User]
+) -> None:
+    town, admin = town_admin
     h = {**staff_headers(admin), "Idempotency-Key": "old"}
     body = {"township_id": town.id, "name": "老店", "category": "bank"}
     assert client.post(PARTNERS, json=body, headers=h).status_code == 201
