@@ -156,21 +156,13 @@ def _sale_books_statement(_dialect: str) -> Any:
         .with_for_update()
         .subquery()
     )
+    # The sale's accounts, less the payables of assets it does not spend.
     needed = and_(
-        Account.township_id == bindparam("township_id"),
+        _sale_accounts_where(),
         or_(
-            and_(
-                Account.subject_id == bindparam("subject_id"),
-                or_(Account.kind == HOUSEHOLD_POINTS, Account.kind == HOUSEHOLD_INTEGRITY),
-            ),
-            and_(
-                Account.partner_id == bindparam("partner_id"),
-                Account.kind == PARTNER_PAYABLE,
-                or_(
-                    and_(Account.asset == CNY, bindparam("need_cny", type_=Boolean)),
-                    and_(Account.asset == POINTS, bindparam("need_points", type_=Boolean)),
-                ),
-            ),
+            Account.kind != PARTNER_PAYABLE,
+            and_(Account.asset == CNY, bindparam("need_cny", type_=Boolean)),
+            and_(Account.asset == POINTS, bindparam("need_points", type_=Boolean)),
         ),
     )
     present = select(func.count()).select_from(Account).where(needed).scalar_subquery()

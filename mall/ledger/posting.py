@@ -204,9 +204,11 @@ def _lock_for_entry(
     params: dict[str, Any] = {"t": township_id}
     if len(ids) <= INLINE_ROWS:
         params.update({f"id{i}": account_id for i, account_id in enumerate(ids)})
+        sql = _lock_for_entry_sql(len(ids))
     else:
         params["ids"] = ids
-    rows = _on_driver(session, _lock_for_entry_sql(_inline_count(len(ids))), params).fetchall()
+        sql = _lock_for_entry_sql(_ARRAYS)
+    rows = _on_driver(session, sql, params).fetchall()
     found = {r[0]: LockedAccount(r[1], r[2], r[3], r[4]) for r in rows if r[0] is not None}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -239,10 +241,6 @@ def _pyformat(sql: str) -> str:
 # would pass PostgreSQL's limit of 65,535 parameters per statement at about 9,000 legs.
 INLINE_ROWS = 16
 _ARRAYS = 0  # the row count that names the array form of a statement
-
-
-def _inline_count(rows: int) -> int:
-    return rows if rows <= INLINE_ROWS else _ARRAYS
 
 
 @lru_cache(maxsize=64)

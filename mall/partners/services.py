@@ -127,7 +127,6 @@ def update_partner(
     if phone:
         partner.contact_phone_masked = mask_phone(phone)
         partner.contact_phone_enc = sealer().seal(phone, "phone")
-    session.flush()  # whatever was pending, before the savepoint of the change
     with unique_or(session, Partner, name_taken(), only=PARTNER_NAME_KEY):
         for key, value in values.items():
             setattr(partner, key, dict(value or {}) if key == "settlement" else value)
