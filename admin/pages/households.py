@@ -50,6 +50,7 @@ from mall.regions.services import get_region
 from mall.subjects import services as subjects
 from mall.subjects.models import SUBJECT_STATUSES, CreditSubject
 from mall.subjects.queries import SubjectFilter, search
+from mall.users import policy
 
 NAV_ITEMS.append(NavItem("admin.households", _l("农户"), STAFF, order=10))
 
@@ -162,6 +163,7 @@ def household(ref: str) -> Any:
         rating_events=rating_events,
         card=codes.active_card(session, subject),
         can_admin=g.user.role in ADMINS,
+        can_change_status=policy.may_change_household_status(g.user, subject),
     )
 
 
@@ -323,7 +325,7 @@ def _import_rows(
 @staff_page(*STAFF)
 def household_status(ref: str) -> Any:
     subject = _household(ref)
-    require_writer(g.user)
+    policy.ensure(policy.may_change_household_status(g.user, subject))
     form = StatusForm()
     form.status.choices = [c for c in form.status.choices if c.value != subject.status]
     if request.method == "GET" and request.args.get("to"):

@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.db import add_unique
-from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.regions.models import Region
 from mall.security.crypto import normalise, sealer
 from mall.security.masking import mask_id_number, mask_name, mask_phone
 from mall.security.passwords import hash_pin, pin_is_acceptable
 from mall.subjects.models import SUBJECT_STATUSES, CreditSubject, SubjectMember
+from mall.users import policy
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible
 
@@ -191,7 +192,7 @@ def change_status(
     session: Session, actor: User, subject: CreditSubject, status: str, reason: str
 ) -> CreditSubject:
     ensure_visible(actor, subject, "holder_not_found")
-    ensure_can_write(actor, village_id=subject.village_id)
+    policy.ensure(policy.may_change_household_status(actor, subject))
     if not reason.strip():
         raise ValidationFailed(details={"fields": {"reason": ["required"]}})
     before = _snapshot(subject)
@@ -211,16 +212,12 @@ def change_status(
     return subject
 
 
-REVEAL_ROLES = frozenset({"county_admin", "township_admin"})
-
-
 def reveal(
     session: Session, actor: User, subject: CreditSubject, field: str, reason: str
 ) -> str | None:
     """Show one personal field in full to an admin who may see it; the reveal is audited."""
     ensure_visible(actor, subject, "holder_not_found")
-    if actor.role not in REVEAL_ROLES:
-        raise Forbidden()
+    policy.ensure(policy.may_reveal_personal_data(actor, subject))
     if field not in REVEALABLE:
         raise ValidationFailed(details={"fields": {"field": sorted(REVEALABLE)}})
     if not reason.strip():
