@@ -3,11 +3,9 @@ turning a service's ValidationFailed into messages beside the form's fields."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -15,10 +13,9 @@ from flask import Response, render_template, request
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from openpyxl import Workbook
-from openpyxl.styles import Font
 
 from mall.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from mall.reports import exports
 from mall.users.models import User
 from mall.users.scope import WRITE_ROLES, ensure_visible
 
@@ -115,16 +112,6 @@ def walk(
         after = key(rows[-1])
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
-    if value is None:
-        return ""
-    return value if isinstance(value, int | float) else str(value)
-
-
 def _disposition(filename: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(filename)}"
 
@@ -132,35 +119,16 @@ def _disposition(filename: str) -> str:
 def export_response(
     filename: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str = "csv"
 ) -> Response:
-    """A CSV (UTF-8 with BOM, so Excel reads the Chinese) or an xlsx download."""
-    if fmt == "xlsx":
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet("Sheet1")
-        ws.append(list(headers))
-        for row in rows:
-            ws.append([_cell(v) for v in row])
-        buf = io.BytesIO()
-        wb.save(buf)
-        return Response(
-            buf.getvalue(),
-            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": _disposition(filename + ".xlsx")},
-        )
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(list(headers))
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
-    return Response(
-        "\ufeff" + out.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": _disposition(filename + ".csv")},
+    """A CSV (UTF-8 with BOM, so Excel reads the Chinese) or an xlsx download, written by
+    `mall.reports.exports` (which keeps every text cell from running as a formula)."""
+    body, mimetype, ext = exports.export(
+        "xlsx" if fmt == "xlsx" else "csv", filename, headers, rows
     )
-
-
-def bold_header(ws: Any) -> None:
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": _disposition(f"{filename}.{ext}")},
+    )
 
 
 # The services answer in field names with English hints; the pages say it in Chinese.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Any
 
@@ -12,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from mall.payments.models import Payment, Refund
 from mall.payments.services import business_date_settled
+from mall.reports import exports
 
 # Payments that count: what was completed (refunds are counted by their own day).
 _COUNTED = ("completed",)
@@ -120,9 +119,4 @@ def daily_statement(session: Session, partner_id: int, day: date) -> dict[str, A
 
 def statement_csv(statement: dict[str, Any]) -> str:
     """The statement as a two-column CSV (field, value), UTF-8 with a BOM for Excel."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(["field", "value"])
-    for key, value in statement.items():
-        writer.writerow([key, str(value).lower() if isinstance(value, bool) else value])
-    return "\ufeff" + buf.getvalue()
+    return exports.csv_text(["field", "value"], statement.items())
