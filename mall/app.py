@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ class BigIntConverter(IntegerConverter):
 
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+_API_PREFIXES = ("/api/", "/pos/")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(config: Config | None = None, **overrides: object) -> Flask:
@@ -128,7 +131,9 @@ def _register_cli(app: Flask) -> None:
 def _request_context(app: Flask) -> None:
     @app.before_request
     def _bind_request_id() -> None:
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        # A caller's id is kept only when it is a plain token: it goes into logs and headers.
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
@@ -138,4 +143,8 @@ def _request_context(app: Flask) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
         resp.headers.setdefault("X-Frame-Options", "DENY")
+        # API answers are one caller's data (a revealed ID number, a balance, a terminal
+        # secret): no browser or proxy keeps them unless a view says so (the public keys).
+        if "Cache-Control" not in resp.headers and request.path.startswith(_API_PREFIXES):
+            resp.headers["Cache-Control"] = "no-store"
         return resp

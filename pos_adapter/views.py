@@ -261,7 +261,7 @@ def create_payment(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cursor_id(cursor: str | None) -> int | None:
-    if cursor is None:
+    if not cursor:  # absent or empty (`cursor=`, as the contract writes the first request)
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()

@@ -326,6 +326,10 @@ def create_payment(
 ) -> Sale:
     """Commit a sale: spend the code, take stock, post or hold integrity money and points."""
     _check_amount(req.amount_fen)
+    if req.amount_fen == 0 and not req.items:  # before the code is spent: nothing to sell
+        raise ValidationFailed(
+            details={"fields": {"amount_fen": ["a sale needs an amount or goods"]}}
+        )
     if not partner.active:
         raise Forbidden("partner_not_eligible", details={"reason": "partner_inactive"})
     verified = verify_code(session, req.code, spend=True)
