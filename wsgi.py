@@ -1,5 +1,5 @@
 """WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
-from mall import create_app
+from mall.web.app import create_app
 
 app = create_app()

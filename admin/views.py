@@ -27,15 +27,16 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from admin.common import can_write, fen
 from admin.forms import CATEGORY_LABELS, STATUS_LABELS, LoginForm
 from admin.nav import NAV_ITEMS
-from mall.auth.context import (
+from mall.auth.services import login_staff
+from mall.errors import MESSAGES, DomainError, TooManyRequests, Unauthorized
+from mall.extensions import db
+from mall.http.auth import (
     SAFE_METHODS,
     end_staff_session,
     staff_from_session,
     start_staff_session,
 )
-from mall.auth.services import login_staff
-from mall.errors import MESSAGES, DomainError, TooManyRequests, Unauthorized
-from mall.extensions import csrf, db, remember_requested_lang
+from mall.http.extensions import csrf, remember_requested_lang
 from mall.regions.models import Region
 
 P = ParamSpec("P")

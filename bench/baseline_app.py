@@ -17,8 +17,8 @@ from __future__ import annotations
 from flask import Response, jsonify
 from sqlalchemy import text
 
-from mall import create_app
 from mall.extensions import db
+from mall.web.app import create_app
 
 app = create_app()
 

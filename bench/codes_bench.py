@@ -17,13 +17,13 @@ from pathlib import Path
 import jwt
 from flask_migrate import upgrade
 
-from mall import create_app
 from mall.codes import keys, qr, sheet
 from mall.codes.services import card_code, issue_card, sign_dynamic_code, verify_code
 from mall.config import Config
 from mall.extensions import db
 from mall.regions.services import create_region
 from mall.subjects.services import create_household
+from mall.web.app import create_app
 
 
 def per_call_ms(fn: Callable[[int], object], n: int) -> float:

@@ -38,12 +38,12 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy.orm import Session
 
-from mall import create_app
 from mall.config import Config
 from mall.errors import Conflict
 from mall.extensions import db
 from mall.ledger import Leg, hashing, post_entry, verify_ledger
 from mall.ledger.models import GENESIS_HASH
+from mall.web.app import create_app
 
 ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 START_POINTS = 1_000_000

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mall import create_app
 from mall.codes.services import sign_dynamic_code
 from mall.demo.builder import build
 from mall.extensions import db
 from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
+from mall.web.app import create_app
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mall import create_app
 from mall.config import Config
 from mall.extensions import db
+from mall.web.app import create_app
 
 
 @contextlib.contextmanager

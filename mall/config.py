@@ -77,7 +77,7 @@ class Config:
         ):
             if e.get(name):
                 setattr(self, name, int(e[name]))
-        # Rate limits (mall/ratelimits.py). "memory://" counts per process: with several
+        # Rate limits (mall/http/ratelimits.py). "memory://" counts per process: with several
         # gunicorn workers use Redis, e.g. RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0.
         self.RATELIMIT_ENABLED = e.get("RATELIMIT_ENABLED", "1") == "1"
         self.RATELIMIT_STORAGE_URI = e.get("RATELIMIT_STORAGE_URI", "memory://")

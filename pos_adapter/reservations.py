@@ -12,8 +12,8 @@ from typing import Any
 from flask import g
 from marshmallow import fields
 
-from mall.api_common import Blueprint
 from mall.extensions import db
+from mall.http.openapi import Blueprint
 from mall.partners.models import Partner
 from mall.payments.models import Payment
 from mall.payments.services import ItemRequest, holder_view

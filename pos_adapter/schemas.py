@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from mall.api_common import BaseSchema
+from mall.http.openapi import BaseSchema
 
 MAX_FEN = 100_000_000
 Fen = fields.Integer

@@ -17,12 +17,13 @@ from typing import Any, ParamSpec, TypeVar
 from flask import Response, g, request
 from sqlalchemy.orm import Session
 
-from mall.api_common import Blueprint
 from mall.benefits.services import record_benefit_use
 from mall.catalog.services import list_goods
 from mall.codes.services import verify_code
 from mall.errors import ValidationFailed
-from mall.extensions import api, db
+from mall.extensions import db
+from mall.http.extensions import api
+from mall.http.openapi import Blueprint
 from mall.partners.models import Partner, Terminal
 from mall.payments import offline, refunds, services, statements
 from mall.payments.models import Payment

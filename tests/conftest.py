@@ -18,9 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from mall import create_app
 from mall.config import Config
 from mall.extensions import db
+from mall.web.app import create_app
 from tests.auth.client import fresh_client
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"

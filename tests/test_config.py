@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from mall import create_app
 from mall.config import Config, ConfigError
+from mall.web.app import create_app
 
 
 def test_production_refuses_default_secrets_and_names_them() -> None:

@@ -1,4 +1,4 @@
-"""Rate limits (mall/ratelimits.py): they trip, answer 429 `rate_limited` in the envelope with
+"""Rate limits (mall/http/ratelimits.py): they trip, answer 429 `rate_limited` in the envelope with
 Retry-After, and count per address, per terminal or per household as documented.
 
 The other tests run with the limits off (tests/conftest.py); this module builds its own app
@@ -15,10 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from mall.extensions import db, limiter
+from mall.extensions import db
+from mall.http.extensions import limiter
+from mall.http.ratelimits import LIMITED
 from mall.partners.models import Terminal
 from mall.partners.services import create_terminal
-from mall.ratelimits import LIMITED
 from tests.auth.client import fresh_client
 from tests.conftest import create_scratch_database, make_test_app
 from tests.factories import PIN, make_county, make_household, make_partner

@@ -5,7 +5,7 @@ pages alike. Identifiers nobody owns are throttled too, and the answers are the 
 the login cannot be used to find out which phones are enrolled.
 
 Callers must commit after a refusal as well as after a success: the failure count is the
-point of the exercise (see `mall.auth.views` and `admin.views`).
+point of the exercise (see `mall.api.auth.views` and `admin.views`).
 """
 
 from __future__ import annotations

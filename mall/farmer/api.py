@@ -8,8 +8,6 @@ from typing import Any
 from flask import Response, g
 from flask.views import MethodView
 
-from mall.api_common import Blueprint
-from mall.auth.context import BEARER_SECURITY, require_farmer
 from mall.codes import qr
 from mall.extensions import db
 from mall.farmer import services
@@ -30,6 +28,8 @@ from mall.farmer.schemas import (
     FarmerTransactionArgs,
     FarmerTransactionPage,
 )
+from mall.http.auth import BEARER_SECURITY, require_farmer
+from mall.http.openapi import Blueprint
 
 blp = Blueprint(
     "farmer", __name__, url_prefix="/api/v1", description="Farmer API v1 (农户): own data only"

@@ -38,7 +38,6 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from mall.auth.context import SAFE_METHODS
 from mall.auth.services import FARMER_LOGIN_BLOCKED_STATUSES, authenticate_farmer
 from mall.clock import as_aware, local_zone, utcnow
 from mall.codes import qr
@@ -52,8 +51,10 @@ from mall.errors import (
     ValidationFailed,
     error_body,
 )
-from mall.extensions import csrf, db, remember_requested_lang
+from mall.extensions import db
 from mall.farmer import services
+from mall.http.auth import SAFE_METHODS
+from mall.http.extensions import csrf, remember_requested_lang
 from mall.subjects.models import CreditSubject
 
 P = ParamSpec("P")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from mall.api_common import BaseSchema
 from mall.farmer.services import GROUNDS_MAX_CHARS
+from mall.http.openapi import BaseSchema
 from mall.partners.models import PARTNER_CATEGORIES
 
 

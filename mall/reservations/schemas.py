@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from mall.api_common import BaseSchema
+from mall.schema_base import BaseSchema
 
 SKU = validate.Regexp(r"^[A-Za-z0-9_.-]{1,40}$")
 

@@ -80,7 +80,7 @@ def new_pickup_code() -> str:
     """Eight random digits: easy to read aloud and to type on a till's keypad. 10^8 codes
     against the few open reservations of one partner (codes are looked up only within the
     partner that holds the reservation) and a limit on wrong lookups per terminal
-    (mall.ratelimits) make guessing impractical."""
+    (mall.http.ratelimits) make guessing impractical."""
     return "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
 
 

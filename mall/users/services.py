@@ -43,7 +43,7 @@ def ensure_may_deactivate(actor: User, target: User) -> None:
 
 def deactivate_user(session: Session, actor: User, target: User) -> bool:
     """Turn a staff account off (its sessions and tokens are refused at once, see
-    mall.auth.context). Only over a role the actor manages, in the actor's region, never
+    mall.http.auth). Only over a role the actor manages, in the actor's region, never
     oneself. Audited; flushes only. False when the account was already off."""
     ensure_may_deactivate(actor, target)
     # Lock and re-read the account: two admins (or a double click) turning it off at once

@@ -35,12 +35,13 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from mall.auth.context import SAFE_METHODS
 from mall.auth.services import login_staff
 from mall.catalog.services import list_goods
 from mall.clock import as_aware, business_date, local_zone
 from mall.errors import DomainError, TooManyRequests, Unauthorized, ValidationFailed, error_body
-from mall.extensions import csrf, db, remember_requested_lang
+from mall.extensions import db
+from mall.http.auth import SAFE_METHODS
+from mall.http.extensions import csrf, remember_requested_lang
 from mall.payments import refunds, services, statements
 from mall.payments.models import Payment
 from mall.payments.services import actor_label

@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from mall.auth.context import SESSION_LOGIN_AT, SESSION_USER_ID, SESSION_VERSION
 from mall.auth.services import session_version
 from mall.clock import utcnow
+from mall.http.auth import SESSION_LOGIN_AT, SESSION_USER_ID, SESSION_VERSION
 from mall.partners.models import Partner
 from mall.points.rules import create_rule
 from mall.regions.models import Region

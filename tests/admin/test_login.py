@@ -11,8 +11,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from mall.auth.context import SESSION_LOGIN_AT, SESSION_USER_ID
 from mall.clock import utcnow
+from mall.http.auth import SESSION_LOGIN_AT, SESSION_USER_ID
 from mall.security.passwords import hash_password
 from mall.users.models import User
 from tests.factories import PASSWORD, make_county, make_user

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from mall.auth import throttle, tokens
-from mall.auth.context import require_farmer, require_staff
 from mall.auth.models import LoginThrottle, RefreshToken
 from mall.clock import utcnow
 from mall.errors import Forbidden, Unauthorized, ValidationFailed
+from mall.http.auth import require_farmer, require_staff
 from mall.security.crypto import sealer
 from mall.security.passwords import hash_password
 from mall.subjects.models import CreditSubject
@@ -527,7 +527,7 @@ def test_staff_guard_with_session_cookie_needs_csrf_on_unsafe_methods(
 ) -> None:
     county = make_county(session)
     user = make_user(session, "county_admin", county.county)
-    from mall.auth.context import start_staff_session
+    from mall.http.auth import start_staff_session
 
     with app.test_request_context("/probe", method="POST"):
         start_staff_session(user)

@@ -40,7 +40,8 @@ def test_xlsx_text_is_never_a_formula() -> None:
     sheet = load_workbook(io.BytesIO(table_xlsx("t", ["名称", "金额"], [[EVIL, -5]]))).active
     assert sheet is not None
     name, amount = sheet["A2"], sheet["B2"]
-    assert name.data_type == "s" and name.value == EVIL
+    assert name.data_type == "s"
+    assert name.value == EVIL
     assert amount.value == -5
 
 
