@@ -1,4 +1,5 @@
-"""Imports every model module so the metadata is complete (Alembic, `verify`, tests)."""
+"""Imports every model module of the domain so the metadata is complete (Alembic, `verify`,
+tests); the composition root adds the channels' own tables (pos_adapter.models)."""
 
 from mall.audit import models as audit_models
 from mall.auth import models as auth_models
@@ -18,7 +19,6 @@ from mall.subjects import models as subject_models
 from mall.upstream import models as upstream_models
 from mall.users import models as user_models
 from mall.villages import models as village_models
-from pos_adapter import models as pos_models  # the POS nonce and idempotency stores
 
 __all__ = [
     "audit_models",
@@ -31,7 +31,6 @@ __all__ = [
     "partner_models",
     "payment_models",
     "points_models",
-    "pos_models",
     "rating_models",
     "region_models",
     "reservation_models",

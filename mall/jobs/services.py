@@ -35,6 +35,17 @@ def _lock_key(name: str) -> int:
     return zlib.crc32(f"mall.jobs.{name}".encode())
 
 
+# The channels' own periodic tasks (the till's nonce and idempotency pruning), registered by
+# the composition root: the domain knows no channel. Keyed by name, so registering again
+# (every `create_app`) replaces rather than repeats.
+_CHANNEL_STEPS: dict[str, Callable[[Session], object]] = {}
+
+
+def register_step(name: str, step: Callable[[Session], object]) -> None:
+    """Run `step(session)` after the domain's steps, in its own transaction, as `name`."""
+    _CHANNEL_STEPS[name] = step
+
+
 def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
     """Every periodic task of every domain, in order. Imported here, not at module level:
     the domains import each other's models, and the jobs module sits above them all."""
@@ -48,7 +59,6 @@ def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
     from mall.reservations.services import expire_reservations
     from mall.settlement.closing import close_due_statements
     from mall.villages.workflow import expire_due as expire_credit_villages
-    from pos_adapter.maintenance import prune_pos_stores
 
     return [
         ("rating_periods", lambda s: expire_periods(s, today)),
@@ -62,10 +72,10 @@ def _steps(today: date) -> list[tuple[str, Callable[[Session], object]]]:
         ("ledger_holds", lambda s: expire_holds(s)),
         ("payment_authorizations", lambda s: expire_authorizations(s)),
         ("settlement_closing", lambda s: close_due_statements(s, utcnow())),
-        ("pos_stores_pruning", lambda s: prune_pos_stores(s)),
         ("used_codes_pruning", lambda s: prune_used_codes(s)),
         ("login_throttle_pruning", lambda s: purge_stale(s)),
         ("staff_idempotency_pruning", lambda s: prune_staff_keys(s)),
+        *_CHANNEL_STEPS.items(),
     ]
 
 

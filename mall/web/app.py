@@ -11,13 +11,16 @@ import structlog
 from flask import Flask, Response, g, request
 from werkzeug.routing import IntegerConverter, Map
 
-from mall import models  # noqa: F401  (registers every table on the metadata)
+from mall import models  # noqa: F401  (registers every domain table on the metadata)
 from mall.config import Config
 from mall.errors import register_error_handlers
 from mall.extensions import db, migrate
 from mall.http.extensions import api, babel, csrf, limiter, select_locale
 from mall.http.ratelimits import apply_rate_limits
+from mall.jobs.services import register_step
 from mall.logging import configure_logging
+from pos_adapter import models as pos_models  # noqa: F401  (the till's nonce and key stores)
+from pos_adapter.maintenance import prune_pos_stores
 
 
 class BigIntConverter(IntegerConverter):
@@ -26,7 +29,8 @@ class BigIntConverter(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
-MIGRATIONS_DIR = str(Path(__file__).resolve().parents[2] / "migrations")
+MALL_DIR = Path(__file__).resolve().parents[1]
+MIGRATIONS_DIR = str(MALL_DIR.parent / "migrations")
 _API_PREFIXES = ("/api/", "/pos/")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -34,7 +38,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 def create_app(config: Config | None = None, **overrides: object) -> Flask:
     config = config or Config()
     config.check_production()
-    app = Flask(__name__, instance_relative_config=False)
+    # Rooted at the mall package, as before the wiring moved: its static/ and translations/.
+    app = Flask(__name__, root_path=str(MALL_DIR), instance_relative_config=False)
     app.config.update(config.as_dict())
     app.config.update(overrides)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -47,7 +52,7 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
     babel.init_app(
         app,
         locale_selector=select_locale,
-        default_translation_directories=str(Path(__file__).resolve().parents[1] / "translations"),
+        default_translation_directories=str(MALL_DIR / "translations"),
     )
     csrf.init_app(app)
     api.init_app(app)
@@ -56,6 +61,7 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
     limiter.init_app(app)
     apply_rate_limits(app)  # after the blueprints: limits attach to their views
     _register_cli(app)
+    register_step("pos_stores_pruning", prune_pos_stores)
     register_error_handlers(app)  # after api.init_app: ours replace smorest's handlers
     _request_context(app)
     return app
