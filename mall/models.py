@@ -6,6 +6,8 @@ from mall.auth import models as auth_models
 from mall.benefits import models as benefit_models
 from mall.catalog import models as catalog_models
 from mall.codes import models as code_models
+from mall.daybook import models as daybook_models
+from mall.entities import models as entity_models
 from mall.ledger import models as ledger_models
 from mall.partners import models as partner_models
 from mall.payments import models as payment_models
@@ -14,7 +16,6 @@ from mall.ratings import models as rating_models
 from mall.regions import models as region_models
 from mall.reservations import models as reservation_models
 from mall.settlement import models as settlement_models
-from mall.subjects import entity_models
 from mall.subjects import models as subject_models
 from mall.upstream import models as upstream_models
 from mall.users import models as user_models
@@ -26,6 +27,7 @@ __all__ = [
     "benefit_models",
     "catalog_models",
     "code_models",
+    "daybook_models",
     "entity_models",
     "ledger_models",
     "partner_models",

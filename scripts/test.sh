@@ -8,6 +8,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
+echo "== import contracts"; lint-imports --no-cache
 
 PG_URL=${TEST_DATABASE_URL_PG:-postgresql://postgres@127.0.0.1:5432/test}
 pg_ok=0

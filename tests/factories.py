@@ -12,10 +12,10 @@ from mall.partners.models import Partner
 from mall.partners.services import create_partner
 from mall.regions.models import Region
 from mall.regions.services import create_region
+from mall.staff.services import create_user
 from mall.subjects.models import CreditSubject
 from mall.subjects.services import MemberInput, create_household
 from mall.users.models import User
-from mall.users.services import create_user
 
 _seq = itertools.count(1)
 PASSWORD = "correct-horse-battery"

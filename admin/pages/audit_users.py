@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from admin import queries
+from admin.blueprint import ROLE_LABELS, bp, staff_page
 from admin.common import (
     ADMINS,
     READERS,
@@ -26,7 +27,6 @@ from admin.common import (
 )
 from admin.forms import CheckboxConfirmForm, UserForm
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import ROLE_LABELS, bp, staff_page
 from mall.audit import services as audit
 from mall.audit.models import AuditEntry
 from mall.clock import local_zone
@@ -34,15 +34,15 @@ from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.extensions import db
 from mall.partners.models import Partner
 from mall.regions.services import get_region
-from mall.users.models import ROLES, User
-from mall.users.scope import restrict
-from mall.users.services import (
+from mall.staff.services import (
     MANAGEABLE_ROLES,
     ROLE_REGION_KIND,
     create_user,
     deactivate_user,
     ensure_may_deactivate,
 )
+from mall.users.models import ROLES, User
+from mall.users.scope import restrict
 
 NAV_ITEMS.append(NavItem("admin.audit_log", _l("审计日志"), READERS, order=90))
 NAV_ITEMS.append(NavItem("admin.users", _l("用户"), READERS, order=80))

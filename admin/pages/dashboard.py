@@ -7,13 +7,16 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
+from flask import g, render_template
 from flask_babel import get_locale, gettext
 from sqlalchemy.orm import Session
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.charts import Series, bar_chart, hbar_chart, line_chart
 from admin.forms import CATEGORY_LABELS
 from mall.clock import business_date
+from mall.extensions import db
 from mall.ratings.schemes import scheme_for_region
 from mall.regions.models import Region
 from mall.users.models import User
@@ -154,3 +157,14 @@ def dashboard_context(session: Session, user: User, today: date | None = None) -
         if uses
         else None,
     }
+
+
+@bp.get("/")
+@staff_page()
+def index() -> str:
+    user = g.user
+    region = db.session.get(Region, user.region_id)
+    charts = dashboard_context(db.session(), user) if user.role != "cashier" else None
+    return render_template(
+        "admin/index.html", user=user, region_name=region.name if region else "", charts=charts
+    )

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from openpyxl import load_workbook
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import (
     ADMINS,
     STAFF,
@@ -36,7 +37,6 @@ from admin.forms import (
     StatusForm,
 )
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
 from mall.audit import services as audit
 from mall.codes import services as codes
 from mall.codes.sheet import render_sheet_pages, sheet_pdf, sheet_png, village_card_faces

@@ -12,6 +12,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import (
     ADMINS,
     READERS,
@@ -38,7 +39,6 @@ from admin.forms import (
     TerminalForm,
 )
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
 from mall.audit import services as audit
 from mall.benefits import services as benefits
 from mall.benefits.models import Benefit
@@ -60,7 +60,7 @@ from mall.partners.services import (
 from mall.regions.services import get_region
 from mall.reservations.services import reserved_qty
 from mall.security.masking import mask_id_number
-from mall.users.services import create_user
+from mall.staff.services import create_user
 
 NAV_ITEMS.append(NavItem("admin.partners", _l("商户"), READERS, order=40))
 NAV_ITEMS.append(NavItem("admin.benefit_list", _l("惠民权益"), READERS, order=50))

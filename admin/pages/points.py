@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import (
     ADMINS,
     STAFF,
@@ -34,7 +35,6 @@ from admin.forms import (
     RuleForm,
 )
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
 from mall.audit import services as audit
 from mall.clock import business_date
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed

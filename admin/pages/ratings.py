@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import (
     ADMINS,
     STAFF,
@@ -26,7 +27,6 @@ from admin.common import (
 )
 from admin.forms import AnswerForm, AppealForm, ConfirmForm, DowngradeForm, ScoreForm
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
 from mall.clock import business_date
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.extensions import db

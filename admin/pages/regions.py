@@ -12,10 +12,10 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import ADMINS, READERS, apply_service_errors, in_scope
 from admin.forms import SettingsForm
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
 from mall.audit import services as audit
 from mall.errors import Forbidden, ValidationFailed
 from mall.extensions import db

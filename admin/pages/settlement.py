@@ -12,11 +12,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import ADMINS, READERS, arg_date, arg_int, can_write, export_response, in_scope
 from admin.forms import CheckboxConfirmForm, ConfirmForm, PaidForm, ReconcileForm
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
 from mall.clock import business_date
+from mall.daybook import services as daybook
 from mall.errors import MESSAGES, Conflict, DomainError, NotFound
 from mall.extensions import db
 from mall.partners.models import Partner
@@ -170,7 +171,7 @@ def statement_reopen(partner_id: int, day: str) -> Any:
     partner, on = _partner_day(partner_id, day)
     form = ConfirmForm()
     if form.validate_on_submit():
-        current = closing.current_statement(db.session(), partner.id, on)
+        current = daybook.current_statement(db.session(), partner.id, on)
         try:
             if current is None:
                 raise Conflict("invalid_state")
@@ -196,7 +197,7 @@ def statement_reopen(partner_id: int, day: str) -> Any:
 def statement_paid(partner_id: int, day: str) -> Any:
     partner, on = _partner_day(partner_id, day)
     form = PaidForm()
-    current = closing.current_statement(db.session(), partner.id, on)
+    current = daybook.current_statement(db.session(), partner.id, on)
     if not form.validate_on_submit():
         flash("; ".join(str(m) for ms in form.errors.values() for m in ms), "error")
     elif current is None:

@@ -1,6 +1,6 @@
 """Credit subjects beyond households (经营主体、村集体、信用村) and village assessment (村级考评):
 entity lists, credit-village applications with their stage actions and the plaque download,
-assessment plans with the scoring form, approval and payout status. Over mall.subjects.entities
+assessment plans with the scoring form, approval and payout status. Over mall.entities.services
 and mall.villages services, which check roles and scope and write the audit entries."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from admin import queries
+from admin.blueprint import bp, staff_page
 from admin.common import ADMINS, STAFF, arg_int, arg_str, require_writer
 from admin.nav import NAV_ITEMS, NavItem
-from admin.views import bp, staff_page
+from mall.entities import services as entities
+from mall.entities.models import ENTITY_KINDS
 from mall.errors import DomainError
 from mall.extensions import db
 from mall.regions.services import get_region
-from mall.subjects import entities
-from mall.subjects.entity_models import ENTITY_KINDS
 from mall.villages import assessment, plaque, workflow
 
 NAV_ITEMS.append(NavItem("admin.entities", _l("经营主体与村集体"), STAFF, order=35))

@@ -25,11 +25,11 @@ from mall.codes import keys, policy
 from mall.codes.models import IntegrityCard, UsedDynamicCode
 from mall.db import insert_for_dialect, lock_row
 from mall.driver_sql import DriverStatement, EntityLoader
+from mall.entities.services import may_use_wallets
 from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, ValidationFailed
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, Account
 from mall.regions.models import Region
 from mall.security.passwords import hash_pin, pin_is_acceptable, verify_pin
-from mall.subjects.entities import may_use_wallets
 from mall.subjects.models import CreditSubject
 
 CODE_VERSION = 1

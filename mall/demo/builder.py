@@ -27,8 +27,8 @@ from mall.regions.models import Region
 from mall.regions.services import create_region
 from mall.reservations.demo import build_reservations
 from mall.security.passwords import hash_pin
+from mall.staff.services import create_user
 from mall.subjects.services import MemberInput, create_household
-from mall.users.services import create_user
 from mall.villages.demo import build_villages
 
 DEMO_PIN = "258036"

@@ -34,6 +34,7 @@ from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes.services import VerifiedCode, check_card_pin, verify_code
+from mall.daybook.services import first_open_date, is_closed
 from mall.db import lock_row
 from mall.driver_sql import MappedInsert
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -553,18 +554,14 @@ def _restore_items(session: Session, payment: Payment) -> None:
 
 
 def business_date_settled(session: Session, partner_id: int, day: date) -> bool:
-    """Whether the partner's statement of `day` is closed (mall.settlement); voids of
+    """Whether the partner's statement of `day` is closed (mall.daybook); voids of
     completed payments check it."""
-    from mall.settlement.closing import is_closed
-
     return is_closed(session, partner_id, day)
 
 
 def open_business_date(session: Session, partner_id: int, day: date) -> date:
     """The business date to book something of `day` on: `day` unless the partner's
-    statement of it is closed, else the next open day (mall.settlement)."""
-    from mall.settlement.closing import first_open_date
-
+    statement of it is closed, else the next open day (mall.daybook)."""
     return first_open_date(session, partner_id, day)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from mall.daybook.services import closed_figures
 from mall.payments.models import Payment, Refund
 from mall.payments.services import business_date_settled
 from mall.reports import exports
@@ -46,8 +47,6 @@ def daily_statement(session: Session, partner_id: int, day: date) -> dict[str, A
     the township owes for the day: integrity discounts, the settlement value of redeemed
     goods and offline shortfalls, less what refunds gave back. A closed day answers the
     figures frozen when it closed (mall.settlement)."""
-    from mall.settlement.statements import closed_figures
-
     frozen = closed_figures(session, partner_id, day)
     if frozen is not None:
         return {"partner_id": partner_id, "business_date": day, "closed": True, **frozen}

@@ -19,20 +19,21 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import business_date, local_zone, utcnow
+from mall.daybook.models import SettlementStatement
+from mall.daybook.services import (
+    current_statement,
+    last_closed,
+    lock_partner,
+)
 from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.partners.models import Partner
 from mall.payments.models import Payment, Refund
 from mall.regions.models import Region
 from mall.regions.services import effective_settings
 from mall.settlement.figures import compute_day
-from mall.settlement.models import SettlementStatement
 from mall.users.models import User
 
 DEFAULT_CUTOFF_HOUR = 2
-
-
-def _lock_partner(session: Session, partner_id: int, *, share: bool) -> None:
-    session.execute(select(Partner.id).where(Partner.id == partner_id).with_for_update(read=share))
 
 
 def cutoff_hour(session: Session, partner: Partner) -> int:
@@ -49,53 +50,6 @@ def due_through(now: datetime, hour: int) -> date:
     """The last business date whose cut-off has passed at `now`."""
     local = now.astimezone(local_zone())
     return (local - timedelta(hours=hour)).date() - timedelta(days=1)
-
-
-def current_statement(session: Session, partner_id: int, day: date) -> SettlementStatement | None:
-    """The open or closed version of the partner's day (never a superseded one)."""
-    return session.scalar(
-        select(SettlementStatement).where(
-            SettlementStatement.partner_id == partner_id,
-            SettlementStatement.business_date == day,
-            SettlementStatement.status != "superseded",
-        )
-    )
-
-
-def is_closed(session: Session, partner_id: int, day: date, *, lock: bool = True) -> bool:
-    if lock:
-        _lock_partner(session, partner_id, share=True)
-    found = session.scalar(
-        select(SettlementStatement.id).where(
-            SettlementStatement.partner_id == partner_id,
-            SettlementStatement.business_date == day,
-            SettlementStatement.status == "closed",
-        )
-    )
-    return found is not None
-
-
-def _last_closed(session: Session, partner_id: int) -> date | None:
-    return session.scalar(
-        select(func.max(SettlementStatement.business_date)).where(
-            SettlementStatement.partner_id == partner_id,
-            SettlementStatement.status == "closed",
-        )
-    )
-
-
-def first_open_date(session: Session, partner_id: int, day: date) -> date:
-    """Where something of `day` is booked: `day` itself unless it is closed or lies before
-    the partner's last closed day (then it would never be closed by the job), in which case
-    the day after the last closed one. A day reopened by an admin takes its own bookings."""
-    _lock_partner(session, partner_id, share=True)
-    current = current_statement(session, partner_id, day)
-    if current is not None and current.status == "open":
-        return day
-    last = _last_closed(session, partner_id)
-    if last is None or day > last:
-        return day
-    return last + timedelta(days=1)
 
 
 def _freeze(
@@ -144,7 +98,7 @@ def close_statement(
     now = now or utcnow()
     if day >= business_date(now):
         raise ValidationFailed(details={"fields": {"business_date": ["a past business date"]}})
-    _lock_partner(session, partner.id, share=False)
+    lock_partner(session, partner.id, share=False)
     statement = _freeze(session, partner, day, f"user:{user.id}", now)
     audit.record(
         session,
@@ -165,7 +119,7 @@ def close_statement(
 
 
 def _candidate_days(session: Session, partner_id: int, through: date) -> list[date]:
-    last = _last_closed(session, partner_id)
+    last = last_closed(session, partner_id)
     pay = select(Payment.business_date.label("d")).where(
         Payment.partner_id == partner_id, Payment.business_date <= through
     )
@@ -197,7 +151,7 @@ def close_due_statements(session: Session, now: datetime | None = None) -> int:
         days = _candidate_days(session, partner.id, through)
         if not days:
             continue
-        _lock_partner(session, partner.id, share=False)
+        lock_partner(session, partner.id, share=False)
         for day in days:
             current = current_statement(session, partner.id, day)
             if current is not None and current.status == "closed":
@@ -215,7 +169,7 @@ def reopen_statement(
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed(details={"fields": {"reason": ["required"]}})
-    _lock_partner(session, statement.partner_id, share=False)
+    lock_partner(session, statement.partner_id, share=False)
     session.refresh(statement)
     if statement.status != "closed":
         raise Conflict("invalid_state", details={"status": statement.status})

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from mall.daybook.models import FIGURES
 from mall.payments.models import Payment, Refund
-from mall.settlement.models import FIGURES
 
 
 @dataclass

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.clock import utcnow
+from mall.daybook.models import SettlementStatement
 from mall.db import lock_row
 from mall.errors import Conflict, ValidationFailed
 from mall.ledger.accounts import partner_payable, system_account
@@ -24,7 +25,6 @@ from mall.ledger.models import CNY, PARTNER_PAYABLE, POINTS, SETTLED_PAYOUTS, Ac
 from mall.ledger.posting import EntrySpec, Leg, Source, post_entries
 from mall.partners.models import Partner
 from mall.settlement.access import restrict_to_user
-from mall.settlement.models import SettlementStatement
 from mall.users.models import User
 
 _ASSET_FIELD = {CNY: "integrity_fen", POINTS: "points"}

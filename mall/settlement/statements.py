@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mall.daybook.models import FIGURES, SettlementStatement
 from mall.partners.models import Partner
 from mall.reports.exports import Cell
 from mall.settlement.closing import current_statement
 from mall.settlement.figures import DayFigures, compute_day, compute_range
-from mall.settlement.models import FIGURES, SettlementStatement
 
 LABELS = {
     "payments_count": "交易笔数",
@@ -186,15 +186,3 @@ def history(session: Session, partner_id: int, day: date) -> list[SettlementStat
             .order_by(SettlementStatement.version)
         )
     )
-
-
-def closed_figures(session: Session, partner_id: int, day: date) -> dict[str, int] | None:
-    """The frozen figures of a closed day (the POS statement answers these), else None."""
-    row = session.scalar(
-        select(SettlementStatement).where(
-            SettlementStatement.partner_id == partner_id,
-            SettlementStatement.business_date == day,
-            SettlementStatement.status == "closed",
-        )
-    )
-    return row.figures() if row is not None else None

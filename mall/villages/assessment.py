@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
 from mall.db import add_unique
+from mall.entities.services import collective_of
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger import Source, leg, post_entry, system_account, village_reward_account
 from mall.ledger.models import INTEGRITY_FUND
 from mall.regions.models import Region
 from mall.regions.services import serialize_on
-from mall.subjects.entities import collective_of
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible, restrict

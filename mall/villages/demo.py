@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mall.clock import business_date, utcnow
+from mall.entities import services as entities
 from mall.ratings import services as ratings
 from mall.regions.models import Region
-from mall.subjects import entities
+from mall.staff.services import create_user
 from mall.subjects.services import MemberInput
 from mall.users.models import User
-from mall.users.services import create_user
 from mall.villages import assessment, workflow
 
 BUSINESSES = [

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from mall.audit import services as audit
 from mall.clock import business_date, utcnow
 from mall.db import lock_row
+from mall.entities.services import ensure_village_subjects, village_subject_of
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ratings.schemes import scheme_for_kind
 from mall.regions.models import Region
 from mall.regions.services import effective_settings, serialize_on
-from mall.subjects.entities import ensure_village_subjects, village_subject_of
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible, restrict
 from mall.villages.models import (

@@ -108,7 +108,7 @@ def _register_blueprints(app: Flask) -> None:
 
     api.register_blueprint(farmer_api_blp)
     app.register_blueprint(farmer_pages_bp)
-    from pos_adapter.cashier.views import bp as cashier_bp
+    from pos_adapter.cashier.routes import bp as cashier_bp
 
     app.register_blueprint(cashier_bp)
     from mall.api.reports.views import blp as reports_blp

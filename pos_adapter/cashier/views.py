@@ -665,7 +665,5 @@ def statement() -> Any:
     return render_template("cashier/statement.html", day=the_day, st=body)
 
 
-# The pickup page of goods reserved online (mall.reservations) adds its routes to `bp`.
-from pos_adapter.cashier import pickup as _pickup  # noqa: E402, F401
 
 __all__ = ["bp"]

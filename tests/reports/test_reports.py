@@ -72,7 +72,7 @@ def _busy_month(session: Session, d: Day) -> None:
     )
     close_due_statements(session, after_cutoff(d.day))
     statement = day_statement(session, w.partner, d.day)
-    from mall.settlement.models import SettlementStatement
+    from mall.daybook.models import SettlementStatement
 
     row = session.get(SettlementStatement, statement.statement_id)
     assert row is not None

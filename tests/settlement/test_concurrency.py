@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from mall.clock import business_date, utcnow
 from mall.codes.services import sign_dynamic_code
+from mall.daybook.models import SettlementStatement
 from mall.errors import Conflict
 from mall.extensions import db
 from mall.partners.models import Partner
@@ -27,7 +28,6 @@ from mall.payments.models import Payment
 from mall.payments.services import PayRequest, create_payment, void_payment
 from mall.settlement.closing import close_statement
 from mall.settlement.figures import compute_day
-from mall.settlement.models import SettlementStatement
 from mall.users.models import User
 from tests.factories import make_county, make_household, make_partner, make_user
 from tests.pos_adapter.conftest import fund_household, rate

@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mall.audit.models import AuditEntry
+from mall.daybook import services as daybook
+from mall.daybook.models import SettlementStatement
 from mall.errors import Conflict, ValidationFailed
 from mall.ledger.accounts import partner_payable, system_account
 from mall.ledger.models import CNY, POINTS, SETTLED_PAYOUTS, Entry, Posting
@@ -16,13 +18,12 @@ from mall.payments.refunds import refund_payment
 from mall.payments.services import business_date_settled, void_payment
 from mall.payments.statements import daily_statement
 from mall.settlement import closing, payout, statements
-from mall.settlement.models import SettlementStatement
 from tests.settlement.conftest import Day, after_cutoff, pay
 
 
 def _close(session: Session, d: Day) -> SettlementStatement:
     assert closing.close_due_statements(session, after_cutoff(d.day)) == 1
-    row = closing.current_statement(session, d.world.partner.id, d.day)
+    row = daybook.current_statement(session, d.world.partner.id, d.day)
     assert row is not None
     return row
 
@@ -139,7 +140,7 @@ def test_reopen_makes_a_new_version(session: Session, worked_day: Day) -> None:
     assert not business_date_settled(session, d.world.partner.id, d.day)
     void_payment(session, other, actor="t")  # allowed again while reopened
     # A late booking of the reopened day stays on it.
-    assert closing.first_open_date(session, d.world.partner.id, d.day) == d.day
+    assert daybook.first_open_date(session, d.world.partner.id, d.day) == d.day
     assert closing.close_due_statements(session, after_cutoff(d.day)) == 1
     session.refresh(v2)
     assert v2.status == "closed"

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from mall.audit.models import AuditEntry
 from mall.extensions import db
+from mall.staff.services import deactivate_user
 from mall.users.models import User
-from mall.users.services import deactivate_user
 from tests.factories import make_county, make_user
 from tests.threads import count, run_threads
 

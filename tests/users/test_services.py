@@ -1,4 +1,4 @@
-"""mall.users.services: deactivation rules (who may turn whom off), audited once."""
+"""mall.staff.services: deactivation rules (who may turn whom off), audited once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from mall.audit.models import AuditEntry
 from mall.errors import Forbidden, NotFound
-from mall.users.services import deactivate_user
+from mall.staff.services import deactivate_user
 from tests.factories import make_county, make_partner, make_user
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from mall.subjects.entities import ensure_village_subjects
+from mall.entities.services import ensure_village_subjects
 from mall.users.models import User
 from tests.factories import County, make_county, make_user
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mall.entities.services import collective_of
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger import verify_ledger
 from mall.ledger.models import INTEGRITY_FUND, VILLAGE_REWARD, Account, Entry, Posting
-from mall.subjects.entities import collective_of
 from mall.villages import assessment
 from mall.villages.models import AssessmentPlan
 from tests.villages.conftest import NOW, World

@@ -10,10 +10,10 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mall.entities.services import ensure_village_subjects
 from mall.extensions import db
 from mall.ledger.models import Entry
 from mall.regions.models import Region
-from mall.subjects.entities import ensure_village_subjects
 from mall.users.models import User
 from mall.villages import assessment, workflow
 from mall.villages.models import (

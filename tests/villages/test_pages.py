@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from mall.subjects.entities import ensure_village_subjects
+from mall.entities.services import ensure_village_subjects
 from mall.villages import assessment, workflow
 from tests.admin.pages_helpers import build_world, login_as, post
 from tests.auth.client import FreshRequestClient
+from tests.entities.test_services import USCC
 from tests.factories import make_user
-from tests.subjects.test_entities import USCC
 
 
 def test_pages_render_and_act(client: FreshRequestClient, session: Session) -> None:

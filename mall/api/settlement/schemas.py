@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
 
+from mall.daybook.models import FIGURES
 from mall.http.openapi import BaseSchema, PageArgs
-from mall.settlement.models import FIGURES
 
 _ID = validate.Range(min=1, max=2**31 - 1)
 

@@ -26,6 +26,7 @@ from mall.api.settlement.schemas import (
     SettlementReopenIn,
     SettlementStatementOut,
 )
+from mall.daybook.models import SettlementStatement
 from mall.errors import NotFound, ValidationFailed
 from mall.extensions import db
 from mall.http.auth import BEARER_SECURITY, require_staff
@@ -34,7 +35,7 @@ from mall.partners.services import visible_partner
 from mall.reports.exports import export
 from mall.settlement import closing, payout, reconcile, statements
 from mall.settlement.access import READERS, SETTLERS, UPLOADERS, restrict_to_user
-from mall.settlement.models import Reconciliation, SettlementStatement
+from mall.settlement.models import Reconciliation
 
 blp = Blueprint(
     "admin_settlement",

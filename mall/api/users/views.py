@@ -16,9 +16,9 @@ from mall.http.auth import require_staff
 from mall.http.openapi import BaseSchema, Blueprint, PageArgs, page
 from mall.partners.models import Partner
 from mall.regions.services import get_region
+from mall.staff.services import create_user, may_manage
 from mall.users.models import ROLES, User
 from mall.users.scope import ensure_visible, restrict
-from mall.users.services import create_user, may_manage
 
 blp = Blueprint("admin_users", __name__, url_prefix="/api/v1/admin/users", description="Staff")
 

@@ -7,8 +7,8 @@ from typing import Any
 from marshmallow import fields, validate
 
 from mall.api.subjects.schemas import MemberIn, MemberOut
+from mall.entities.models import BUSINESS_TYPES, ENTITY_KINDS
 from mall.http.openapi import BaseSchema
-from mall.subjects.entity_models import BUSINESS_TYPES, ENTITY_KINDS
 from mall.villages.models import APPLICATION_STATUSES, ASSESSMENT_STATUSES, FUNDS, GRADES
 
 # --- entities ---------------------------------------------------------------------------------

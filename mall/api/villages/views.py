@@ -31,11 +31,11 @@ from mall.api.villages.schemas import (
     VillageEntityCreate,
     VillageScoreIn,
 )
+from mall.entities import services as entities
 from mall.extensions import db
 from mall.http.auth import require_staff
 from mall.http.openapi import Blueprint, page
 from mall.regions.services import get_region
-from mall.subjects import entities
 from mall.subjects.services import MemberInput
 from mall.villages import assessment, plaque, workflow
 

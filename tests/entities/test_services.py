@@ -11,9 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from mall.codes.services import sign_dynamic_code, verify_code
+from mall.entities import services as entities
 from mall.errors import Conflict, Forbidden, ValidationFailed
 from mall.ratings import services as ratings
-from mall.subjects import entities, services
+from mall.subjects import services
 from mall.subjects.models import CreditSubject
 from mall.subjects.services import MemberInput
 from tests.factories import County, make_county, make_user

@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from mall.audit import services as audit
+from mall.entities.models import BUSINESS_TYPES, ENTITY_KINDS, EntityProfile
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.ledger.accounts import Wallets, household_wallets
 from mall.regions.models import Region
 from mall.regions.services import effective_settings
 from mall.security.crypto import normalise, sealer
 from mall.security.masking import mask_id_number, mask_name
-from mall.subjects.entity_models import BUSINESS_TYPES, ENTITY_KINDS, EntityProfile
 from mall.subjects.models import CreditSubject, SubjectMember
 from mall.subjects.services import MemberInput, new_ref
 from mall.users.models import User
