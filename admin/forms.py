@@ -256,6 +256,11 @@ class BenefitForm(FlaskForm):
                 _l("立减须填写金额"),
             ),
             (
+                self.kind.data == "free_item" and self.cap_yuan.data is None,
+                self.cap_yuan,
+                _l("免费项目须填写优惠上限(该项目最多值多少钱)"),
+            ),
+            (
                 "scope" in self._fields
                 and self.scope.data == "partner"
                 and not self.partner_id.data,

@@ -29,8 +29,8 @@ from mall.ledger.verify import verify_ledger
 from mall.points import services
 from mall.points.rules import create_rule
 from mall.regions.services import create_region
+from mall.staff.services import create_user
 from mall.subjects.models import CreditSubject
-from mall.users.services import create_user
 
 
 def timed(label: str, fn):  # type: ignore[no-untyped-def]

@@ -214,9 +214,22 @@ class PosClient:
     def catalog(self) -> list[dict[str, Any]]:
         return self.request("GET", "/pos/v1/catalog")["items"]
 
-    def benefit_use(self, code: str, benefit_id: int, amount_fen: int | None = None) -> Any:
-        body = {"code": code, "benefit_id": benefit_id, "amount_fen": amount_fen}
-        return self.request("POST", "/pos/v1/benefit-uses", body)
+    def benefit_use(
+        self,
+        code: str,
+        benefit_id: int,
+        amount_fen: int | None = None,
+        *,
+        pin: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a benefit granted. `amount_fen` is the bill it applies to (the server works
+        out what the benefit is worth: `discount_fen`); a card code needs the household
+        `pin`, as for a payment."""
+        body: dict[str, Any] = {"code": code, "benefit_id": benefit_id, "amount_fen": amount_fen}
+        if pin is not None:
+            body["pin"] = pin
+        return self.request("POST", "/pos/v1/benefit-uses", body, idempotency_key=idempotency_key)
 
     # ------------------------------------------------------------ offline
 
@@ -321,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("amount_fen", type=int)
     q.add_argument("--pin")
     q.add_argument("--authorize-only", action="store_true")
+    b = sub.add_parser("benefit-use")
+    b.add_argument("code")
+    b.add_argument("benefit_id", type=int)
+    b.add_argument("--amount-fen", type=int, help="the bill the benefit applies to")
+    b.add_argument("--pin")
     g = sub.add_parser("payment")
     g.add_argument("payment_id")
     r = sub.add_parser("refund")
@@ -344,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             out = client.pay(
                 args.code, args.amount_fen, pin=args.pin, capture=not args.authorize_only
             )
+        elif args.cmd == "benefit-use":
+            out = client.benefit_use(args.code, args.benefit_id, args.amount_fen, pin=args.pin)
         elif args.cmd == "payment":
             out = client.payment(args.payment_id)
         elif args.cmd == "refund":

@@ -120,7 +120,20 @@ class PosBenefitOut(BaseSchema):
 class PosBenefitUseIn(PosCodeIn):
     benefit_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
     amount_fen = fields.Integer(
-        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_FEN)
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_FEN),
+        metadata={
+            "description": "the bill the benefit applies to; what the benefit is worth "
+            "(discount_fen) is computed from the benefit's terms, never sent"
+        },
+    )
+    pin = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=16),
+        metadata={"description": "the household PIN: required with a card code, as for a payment"},
     )
 
 

@@ -17,9 +17,8 @@ from typing import Any, ParamSpec, TypeVar
 from flask import Response, g, request
 from sqlalchemy.orm import Session
 
-from mall.benefits.services import record_benefit_use
+from mall.benefits.services import grant_benefit
 from mall.catalog.services import list_goods
-from mall.codes.services import verify_code
 from mall.errors import ValidationFailed
 from mall.extensions import db
 from mall.http.extensions import api
@@ -400,14 +399,15 @@ def catalog() -> dict[str, Any]:
 @blp.response(201, schemas.PosBenefitUseResult)
 @blp.doc(security=SIGNED)
 def benefit_use(data: dict[str, Any]) -> dict[str, Any]:
-    """Record that a benefit from the list was granted; enforces level, partner and limits."""
-    session = db.session()
-    subject = verify_code(session, data["code"]).subject
-    use = record_benefit_use(
-        session,
+    """Record that a benefit from the list was granted; enforces level, partner and limits.
+    A card code needs `pin`, as a payment does; the value is computed from the benefit's
+    terms on the bill `amount_fen`."""
+    use, subject = grant_benefit(
+        db.session(),
+        code=data["code"],
+        pin=data["pin"],
         benefit_id=data["benefit_id"],
         partner=_partner(),
-        subject=subject,
         amount_fen=data["amount_fen"],
         terminal_id=_terminal().id,
         actor=_actor(),

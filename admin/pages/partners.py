@@ -505,7 +505,10 @@ def _benefit_terms(b: Benefit) -> str:
         return text
     if b.kind == "fixed_discount" and b.fixed_fen:
         return gettext("立减%(y)s元", y=fen(b.fixed_fen))
-    return str(BENEFIT_KIND_LABELS.get(b.kind, b.kind))
+    label = str(BENEFIT_KIND_LABELS.get(b.kind, b.kind))
+    if b.kind == "free_item" and b.cap_fen:
+        label += gettext(",最多%(y)s元", y=fen(b.cap_fen))
+    return label
 
 
 @bp.get("/benefits")

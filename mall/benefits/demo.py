@@ -29,12 +29,14 @@ DEMO_BENEFITS: list[dict[str, Any]] = [
         "partner_category": "hospital",
         "kind": "free_item",
         "min_level_rank": 4,
+        "cap_fen": 30000,
         "limit_per_year": 1,
         "funded_by": "township_fund",
         "title_zh": "免费健康体检一次",
         "title_en": "One free health check a year",
-        "description": "四星级及以上信用户每年免费体检一次,费用由乡镇信用基金支付。",
-        "description_en": "4 stars and up, once a year, paid by the township credit fund.",
+        "description": "四星级及以上信用户每年免费体检一次,费用由乡镇信用基金支付,最多300元。",
+        "description_en": "4 stars and up, once a year, paid by the township credit fund "
+        "up to 300 yuan.",
     },
     {
         "partner_category": "hospital",

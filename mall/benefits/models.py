@@ -25,7 +25,7 @@ BENEFIT_KINDS = (
     "fixed_discount",  # fixed_fen off (at most the amount)
     "deposit_waiver",  # no deposit asked (hospital, library)
     "priority_service",  # served first (green channel)
-    "free_item",  # an item or service free of charge
+    "free_item",  # an item or service free of charge: the bill, at most cap_fen
 )
 FUNDERS = ("partner", "township_fund")
 LIMIT_PERIODS = ("day", "month", "year")
@@ -43,6 +43,8 @@ class Benefit(Base):
     effective level rank is at least `min_level_rank` and it lives in the same scope.
     Limits count uses per household: per business day, month and year (each optional), and
     `one_at_a_time` (e.g. a library deposit waiver: one open loan until the use is closed).
+    What one use is worth follows from `kind` and its terms alone (`percent_bp`, `fixed_fen`,
+    `cap_fen`; mall.benefits.services.discount_for), applied to the bill the till reports.
     """
 
     __tablename__ = "benefits"
@@ -100,8 +102,10 @@ class Benefit(Base):
 class BenefitUse(Base):
     """A benefit granted once to a household at a partner. Never edited, except that an
     open use of a one-at-a-time benefit is closed (`closed_at`) when it ends; other uses are
-    closed when recorded. `discount_fen` is what the benefit was worth in money (0 for a
-    waiver or priority service); `funded_by` is copied from the benefit for settlement."""
+    closed when recorded. `amount_fen` is the bill the till reported; `discount_fen` is what
+    the benefit was worth in money, computed by the server from the benefit's terms on that
+    bill, never sent by the till (0 for a waiver or priority service); `funded_by` is copied
+    from the benefit for settlement."""
 
     __tablename__ = "benefit_uses"
     __table_args__ = (

@@ -21,6 +21,7 @@ from mall.audit import services as audit
 from mall.benefits.models import BENEFIT_KINDS, FUNDERS, Benefit, BenefitUse
 from mall.cache import HotCache, detached_copy
 from mall.clock import business_date, utcnow
+from mall.codes.services import check_code_pin, verify_code
 from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.partners.models import PARTNER_CATEGORIES, Partner
@@ -210,11 +211,25 @@ def household_benefits(
 # ---------------------------------------------------------------- uses
 
 
+# The largest bill a till may report, as for a payment's amount (mall.payments.services).
+MAX_AMOUNT_FEN = 100_000_000
+
+
+def _check_amount(amount_fen: int | None) -> None:
+    if amount_fen is None:
+        return
+    if type(amount_fen) is not int or not 0 <= amount_fen <= MAX_AMOUNT_FEN:
+        raise _bad("amount_fen", f"0 to {MAX_AMOUNT_FEN} fen")
+
+
 def discount_for(benefit: Benefit, amount_fen: int | None) -> int:
-    """What the benefit is worth in fen on a bill of `amount_fen`.
+    """What the benefit is worth in fen on a bill of `amount_fen`, from the benefit's own
+    terms: the till reports the bill, never the value.
 
     percent: floor(amount * bp / 10000), at most the cap; fixed: the fixed sum, at most the
-    amount; free item: the item's value when given; waivers and priority service: 0."""
+    amount; free item: the bill, at most the cap (the most the item is worth; a line written
+    before items carried a cap counts 0 until an admin sets one), 0 when no bill is given;
+    waivers and priority service: 0."""
     if benefit.kind == "percent_discount":
         if amount_fen is None:
             raise _bad("amount_fen", "required for a percent discount")
@@ -224,7 +239,7 @@ def discount_for(benefit: Benefit, amount_fen: int | None) -> int:
         fixed = benefit.fixed_fen or 0
         return fixed if amount_fen is None else min(fixed, amount_fen)
     if benefit.kind == "free_item":
-        return amount_fen or 0
+        return min(amount_fen or 0, benefit.cap_fen or 0)
     return 0
 
 
@@ -304,11 +319,15 @@ def record_benefit_use(
     """Record that `partner` granted the benefit to the household. Locks the household's
     row until the transaction ends and judges it as read under that lock.
 
-    `terminal_id` is the terminal's row id (terminals.id), None for a staff page; `actor` a
-    label such as "terminal:T1A2..." or "cashier:12". Raises not_found (404) for an unknown
-    benefit or one of another county, holder_suspended, partner_not_eligible,
+    `amount_fen` is the bill the till reports (0 to MAX_AMOUNT_FEN); what the use is worth
+    (`discount_fen`) is computed from the benefit's terms (`discount_for`). The caller has
+    established that the household is present (`grant_benefit`: a dynamic code, or a card
+    and its PIN). `terminal_id` is the terminal's row id (terminals.id), None for a staff
+    page; `actor` a label such as "terminal:T1A2..." or "cashier:12". Raises not_found (404)
+    for an unknown benefit or one of another county, holder_suspended, partner_not_eligible,
     benefit_not_applicable (inactive, outside its dates, household outside its scope),
     level_too_low (403), validation_error (400) and benefit_limit_reached (409)."""
+    _check_amount(amount_fen)
     today = today or business_date()
     # The household's row first, locked until commit and read again: its status and level
     # are judged as they are now, not as the caller loaded them, and a suspension or a
@@ -331,8 +350,6 @@ def record_benefit_use(
         raise Forbidden(
             "level_too_low", details={"min_level_rank": benefit.min_level_rank, "rank": rank}
         )
-    if amount_fen is not None and (amount_fen < 0 or amount_fen > 10**10):
-        raise _bad("amount_fen", "0 or more fen")
     discount = discount_for(benefit, amount_fen)
     if _has_limits(benefit):
         _check_limits(session, benefit, subject, today)
@@ -355,6 +372,39 @@ def record_benefit_use(
     session.add(use)
     session.flush()
     return use
+
+
+def grant_benefit(
+    session: Session,
+    *,
+    code: object,
+    pin: str | None,
+    benefit_id: int,
+    partner: Partner,
+    amount_fen: int | None = None,
+    terminal_id: int | None = None,
+    actor: str,
+    today: date | None = None,
+) -> tuple[BenefitUse, CreditSubject]:
+    """A till grants a benefit to the holder of a scanned code: the code is verified, a card
+    code needs the household PIN exactly as a payment does (`check_code_pin`: pin_required,
+    pin_invalid, pin_locked, the failures counted and kept), then the use is recorded
+    (`record_benefit_use`). A dynamic code is not spent: the same code may pay the bill.
+    Returns the use and the household."""
+    _check_amount(amount_fen)
+    verified = verify_code(session, code)
+    check_code_pin(session, verified, pin)
+    use = record_benefit_use(
+        session,
+        benefit_id=benefit_id,
+        partner=partner,
+        subject=verified.subject,
+        amount_fen=amount_fen,
+        terminal_id=terminal_id,
+        actor=actor,
+        today=today,
+    )
+    return use, verified.subject
 
 
 def close_benefit_use(session: Session, *, use_id: int, partner: Partner) -> BenefitUse:
@@ -444,8 +494,13 @@ def _check_terms(values: dict[str, Any]) -> None:
         raise _bad("percent_bp", "1 to 10000 basis points for a percent discount")
     if kind == "fixed_discount" and not (values.get("fixed_fen") or 0) > 0:
         raise _bad("fixed_fen", "more than 0 for a fixed discount")
+    # What a free item is worth comes from the list, never the till: a ceiling. (A line
+    # written before this rule has none and counts 0; it may still be taken off the list.)
+    if kind == "free_item" and values.get("active") and not (values.get("cap_fen") or 0) > 0:
+        raise _bad("cap_fen", "the most the free item is worth, more than 0")
     if kind != "percent_discount":
         values["percent_bp"] = None
+    if kind not in ("percent_discount", "free_item"):
         values["cap_fen"] = None
     if kind != "fixed_discount":
         values["fixed_fen"] = None

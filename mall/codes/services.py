@@ -486,6 +486,17 @@ def check_card_pin(
     raise PinRejected("pin_invalid", details={"attempts_left": policy.PIN_MAX_FAILURES - failures})
 
 
+def check_code_pin(
+    session: Session, verified: VerifiedCode, pin: str | None, *, now: datetime | None = None
+) -> None:
+    """The rule for every till operation that acts for the household (a payment, a benefit
+    use): a card code, which anyone holding the card or a photo of it can show, needs the
+    household PIN, checked and counted by `check_card_pin`; a dynamic code, shown on the
+    household's own phone for a minute, needs none."""
+    if verified.kind == "card":
+        check_card_pin(session, verified.subject, pin, now=now)
+
+
 def set_pin(session: Session, subject: CreditSubject, new_pin: str) -> None:
     """Set the household PIN: 6 digits, not all the same, not a run (pin_too_weak, 400)."""
     if not isinstance(new_pin, str) or not pin_is_acceptable(new_pin):
@@ -539,6 +550,7 @@ __all__ = [
     "card_code",
     "change_pin",
     "check_card_pin",
+    "check_code_pin",
     "consume_dynamic_code",
     "issue_card",
     "prune_used_codes",

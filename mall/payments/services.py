@@ -33,7 +33,7 @@ from mall.benefits.services import applicable_benefits
 from mall.catalog.models import Goods
 from mall.catalog.services import goods_by_sku, restore_stock, take_stock
 from mall.clock import as_aware, business_date, utcnow
-from mall.codes.services import VerifiedCode, check_card_pin, verify_code
+from mall.codes.services import VerifiedCode, check_code_pin, verify_code
 from mall.daybook.services import first_open_date, is_closed
 from mall.db import lock_row
 from mall.driver_sql import MappedInsert
@@ -298,8 +298,7 @@ class PayRequest:
 def _spend_code(session: Session, verified: VerifiedCode, pin: str | None) -> None:
     # A dynamic code was spent as it was verified (verify_code(spend=True)); a card is
     # checked by its PIN, and a PinRejected keeps its failure count (DomainError.keeps_changes).
-    if verified.kind == "card":
-        check_card_pin(session, verified.subject, pin)
+    check_code_pin(session, verified, pin)
 
 
 @dataclass(frozen=True)

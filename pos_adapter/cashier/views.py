@@ -665,5 +665,4 @@ def statement() -> Any:
     return render_template("cashier/statement.html", day=the_day, st=body)
 
 
-
 __all__ = ["bp"]

@@ -220,6 +220,27 @@ def test_benefit_create_validate_and_deactivate(
     assert client.get(f"/admin/benefits/{benefit.id}/edit").status_code == 404
 
 
+def test_a_free_item_benefit_needs_its_cap(client: FlaskClient, w: World, session: Session) -> None:
+    """What a free item is worth comes from the list (issue 19): the form asks for the cap."""
+    login_as(client, w.town_admin)
+    base = {
+        "title_zh": "免费体检",
+        "scope": "category",
+        "partner_category": "hospital",
+        "kind": "free_item",
+        "min_level_rank": "4",
+        "limit_per_year": "1",
+        "funded_by": "township_fund",
+    }
+    resp = post(client, "/admin/benefits/new", base)
+    assert resp.status_code == 400
+    assert "免费项目须填写优惠上限" in text(resp)
+    assert post(client, "/admin/benefits/new", {**base, "cap_yuan": "300"}).status_code == 302
+    benefit = session.scalars(select(Benefit).where(Benefit.title_zh == "免费体检")).one()
+    assert (benefit.kind, benefit.cap_fen) == ("free_item", 30000)
+    assert "免费项目,最多300.00元" in text(client.get("/admin/benefits"))
+
+
 # ---------------------------------------------------------------- points, maker-checker
 
 

@@ -98,7 +98,10 @@ def test_another_county_sees_nothing(session: Session, world: World) -> None:
         ({"kind": "percent_discount", "percent_bp": 333}, 99, 3),  # floor, never rounds up
         ({"kind": "fixed_discount", "fixed_fen": 500}, 300, 300),  # never more than the bill
         ({"kind": "fixed_discount", "fixed_fen": 500}, None, 500),
-        ({"kind": "free_item"}, 2500, 2500),
+        ({"kind": "free_item", "cap_fen": 3000}, 2500, 2500),
+        ({"kind": "free_item", "cap_fen": 3000}, 4000, 3000),  # never more than the item's cap
+        ({"kind": "free_item", "cap_fen": 3000}, None, 0),
+        ({"kind": "free_item"}, 2500, 0),  # a line from before free items had a cap
         ({"kind": "deposit_waiver"}, 100000, 0),
         ({"kind": "priority_service"}, None, 0),
     ],
@@ -111,6 +114,38 @@ def test_discount_worked_examples(
     assert recorded.discount_fen == expected
     assert recorded.business_date == TODAY
     assert recorded.township_id == world.hospital.township_id
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected"),
+    [
+        ({"kind": "percent_discount", "percent_bp": 2000, "cap_fen": 3000}, 3000),
+        ({"kind": "fixed_discount", "fixed_fen": 500}, 500),
+        ({"kind": "free_item", "cap_fen": 30000}, 30000),
+        ({"kind": "free_item"}, 0),
+        ({"kind": "deposit_waiver"}, 0),
+        ({"kind": "priority_service"}, 0),
+    ],
+)
+def test_a_huge_bill_is_worth_only_what_the_terms_give(
+    session: Session, world: World, terms: dict[str, object], expected: int
+) -> None:
+    """Issue 19: a till reported a bill of 100,000,000 fen for a free health check and the use
+    was recorded as worth all of it. The value comes from the benefit's terms: the bill, at
+    most the cap."""
+    benefit = add_benefit(session, world.county, **terms)
+    recorded = use(session, world, benefit.id, amount_fen=100_000_000)
+    assert (recorded.amount_fen, recorded.discount_fen) == (100_000_000, expected)
+
+
+@pytest.mark.parametrize("amount", [-1, 100_000_001, 10**12, True])
+def test_an_absurd_bill_is_refused(session: Session, world: World, amount: object) -> None:
+    benefit = add_benefit(session, world.county, kind="free_item", cap_fen=30000)
+    with pytest.raises(ValidationFailed) as exc:
+        use(session, world, benefit.id, amount_fen=amount)
+    assert (exc.value.status, exc.value.code) == (400, "validation_error")
+    assert "amount_fen" in exc.value.details["fields"]
+    assert session.query(BenefitUse).count() == 0
 
 
 def test_percent_discount_needs_an_amount(session: Session, world: World) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from pos_adapter.client import PosClient, PosError
+from pos_adapter.client import CHINA, PosClient, PosError
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +52,72 @@ def test_sale_refund_statement_through_the_client(live_server: LiveServer) -> No
     with pytest.raises(PosError) as exc:
         other.payment(first["payment_id"])
     assert exc.value.code == "not_found"
+
+
+def _township_benefit_value(live: LiveServer, township: str, month: str) -> tuple[int, int]:
+    """(uses, value in fen) of the township's benefit report for `month`, as its admin sees."""
+    admin = next(
+        a
+        for a in live.manifest["admins"]
+        if a["role"] == "township_admin" and a["region"] == township
+    )
+    login = requests.post(
+        live.url + "/api/v1/auth/admin/login",
+        json={"username": admin["username"], "password": admin["password"]},
+        timeout=10,
+    )
+    assert login.status_code == 200, login.text
+    r = requests.get(
+        live.url + "/api/v1/admin/reports/benefit-uses",
+        params={"from": month, "to": month},
+        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    rows = r.json()["items"]
+    return sum(row["uses"] for row in rows), sum(row["value_fen"] for row in rows)
+
+
+def test_a_benefit_use_needs_the_pin_and_is_worth_the_benefits_value(
+    live_server: LiveServer,
+) -> None:
+    """Issue 19, break 3: a hospital till sent a card code without PIN and a bill of
+    100,000,000 fen for the free health check; it was granted and the township's report
+    showed it worth all of that. Now the card needs the PIN, and the use is worth what the
+    benefit's terms give (its cap), in the answer and in the report."""
+    manifest = live_server.manifest
+    terminal = next(t for t in manifest["terminals"] if t["partner_category"] == "hospital")
+    hospital = PosClient(live_server.url, terminal["terminal_id"], terminal["secret"])
+    township = next(
+        p["township"] for p in manifest["partners"] if p["partner_id"] == terminal["partner_id"]
+    )
+    holder = next(
+        h for h in manifest["households"] if h.get("card_code") and h["level"] in ("4", "5")
+    )
+    code = holder["card_code"]
+    seen = hospital.scan(code)
+    assert seen["pin_required"] is True
+    check_up = next(b for b in seen["benefits"] if b["kind"] == "free_item")
+    month = datetime.now(UTC).astimezone(CHINA).strftime("%Y-%m")
+    before = _township_benefit_value(live_server, township, month)
+    with pytest.raises(PosError) as exc:
+        hospital.benefit_use(code, check_up["benefit_id"], 100_000_000)
+    assert (exc.value.status, exc.value.code) == (403, "pin_required")
+    cap = check_up["cap_fen"]  # what the list says the check-up is worth at most
+    assert cap is not None
+    assert 0 < cap < 100_000_000
+    with pytest.raises(PosError) as exc:
+        hospital.benefit_use(code, check_up["benefit_id"], 100_000_001, pin=holder["pin"])
+    assert (exc.value.status, exc.value.code) == (400, "validation_error")
+    assert _township_benefit_value(live_server, township, month) == before
+    use = hospital.benefit_use(code, check_up["benefit_id"], 100_000_000, pin=holder["pin"])
+    assert (use["amount_fen"], use["discount_fen"]) == (100_000_000, cap)
+    assert use["holder_ref"] == holder["ref"]
+    after = _township_benefit_value(live_server, township, month)
+    assert after == (before[0] + 1, before[1] + cap)
+    with pytest.raises(PosError) as exc:  # once a year
+        hospital.benefit_use(code, check_up["benefit_id"], 10_000, pin=holder["pin"])
+    assert exc.value.code == "benefit_limit_reached"
 
 
 def test_offline_verify_and_upload_exactly_once(live_server: LiveServer) -> None:

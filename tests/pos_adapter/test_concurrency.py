@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
+from mall.benefits.models import Benefit, BenefitUse
 from mall.catalog.services import create_goods
 from mall.clock import utcnow
 from mall.codes.services import card_code, issue_card, sign_dynamic_code
 from mall.extensions import db
 from mall.ledger.models import Account
+from mall.partners.models import Partner
 from mall.partners.services import create_terminal
 from mall.payments.models import OfflineRecord, Payment
 from mall.payments.services import available_balances
@@ -175,3 +177,66 @@ def test_offline_batch_uploaded_twice_at_once(committed: Flask) -> None:
     assert db.session.scalar(select(func.count()).select_from(OfflineRecord)) == 5
     assert db.session.scalar(select(func.count()).select_from(Payment)) == 5
     assert available_balances(db.session(), ctx["household"])[0] == 100_000 - 500
+
+
+def _limited_benefit(ctx: dict[str, Any], **terms: Any) -> int:
+    session = db.session()
+    partner = session.get_one(Partner, ctx["terminal"].partner_id)
+    benefit = Benefit(
+        county_id=partner.county_id,
+        partner_id=partner.id,
+        kind="free_item",
+        cap_fen=30_000,
+        min_level_rank=1,
+        title_zh="免费体检",
+        valid_from=date(2000, 1, 1),
+        funded_by="township_fund",
+        active=True,
+        **terms,
+    )
+    session.add(benefit)
+    session.commit()
+    return benefit.id
+
+
+def test_a_limited_benefit_from_ten_tills_at_once(committed: Flask) -> None:
+    """Issue 19: the household's per-day limit holds when tills grant the same benefit at the
+    same moment, by card (with its PIN) and by dynamic codes alike; each use is worth the
+    benefit's cap, whatever bill the till reported."""
+    ctx = _setup(committed, integrity_fen=0)
+    bid = _limited_benefit(ctx, limit_per_day=2)
+    session = db.session()
+    card = card_code(session, issue_card(session, ctx["household"]))
+    dynamic = [sign_dynamic_code(session, ctx["household"]).code for _ in range(5)]
+    session.commit()
+    bodies = [{"code": card, "pin": PIN, "benefit_id": bid, "amount_fen": 100_000_000}] * 5 + [
+        {"code": c, "benefit_id": bid, "amount_fen": 100_000_000} for c in dynamic
+    ]
+    results = _parallel(committed, ctx, bodies, "/pos/v1/benefit-uses")
+    statuses = Counter(s for s, _ in results)
+    assert statuses == {201: 2, 409: 8}, results
+    assert {b["error"]["code"] for s, b in results if s == 409} == {"benefit_limit_reached"}
+    assert [b["discount_fen"] for s, b in results if s == 201] == [30_000, 30_000]
+    db.session.remove()
+    assert db.session.scalar(select(func.count()).select_from(BenefitUse)) == 2
+    assert db.session.scalar(select(func.sum(BenefitUse.discount_fen))) == 60_000
+
+
+def test_wrong_pins_at_ten_tills_at_once_lock_the_card(committed: Flask) -> None:
+    """Every wrong PIN sent for a benefit use is counted, also when they arrive together: four
+    are answered pin_invalid, the fifth locks the card, the rest find it locked."""
+    ctx = _setup(committed, integrity_fen=0)
+    bid = _limited_benefit(ctx)
+    session = db.session()
+    card = card_code(session, issue_card(session, ctx["household"]))
+    session.commit()
+    bodies = [{"code": card, "pin": "000000", "benefit_id": bid, "amount_fen": 100}] * 10
+    results = _parallel(committed, ctx, bodies, "/pos/v1/benefit-uses")
+    codes = Counter(b["error"]["code"] for _, b in results)
+    assert codes == {"pin_invalid": 4, "pin_locked": 6}, results
+    db.session.remove()
+    assert db.session.scalar(select(func.count()).select_from(BenefitUse)) == 0
+    [(status, answer)] = _parallel(
+        committed, ctx, [{**bodies[0], "pin": PIN}], "/pos/v1/benefit-uses"
+    )
+    assert (status, answer["error"]["code"]) == (403, "pin_locked")

@@ -23,8 +23,17 @@ class BenefitTerms(BaseSchema):
         validate=validate.Range(min=1, max=10000),
         metadata={"description": "percent_discount: basis points, 2000 = 20%"},
     )
-    cap_fen = fields.Integer(allow_none=True, validate=_FEN)
-    fixed_fen = fields.Integer(allow_none=True, validate=_FEN)
+    cap_fen = fields.Integer(
+        allow_none=True,
+        validate=_FEN,
+        metadata={
+            "description": "percent_discount: the most one use is worth (optional); "
+            "free_item: the most the item is worth (required)"
+        },
+    )
+    fixed_fen = fields.Integer(
+        allow_none=True, validate=_FEN, metadata={"description": "fixed_discount: fen off"}
+    )
     title_zh = fields.String(validate=validate.Length(min=1, max=100))
     title_en = fields.String(validate=validate.Length(max=100))
     description = fields.String(validate=validate.Length(max=500))
