@@ -17,14 +17,16 @@ from flask_wtf import FlaskForm
 from mall.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from mall.reports import exports
 from mall.users.models import User
+from mall.users.policy import ADMIN_ROLES, READER_ROLES, STAFF_ROLES
 from mall.users.scope import WRITE_ROLES, ensure_visible
 
 T = TypeVar("T")
 
 # Who opens which pages. Cashiers use the till, not the admin pages.
-STAFF = ("county_admin", "township_admin", "village_clerk", "auditor")
-ADMINS = ("county_admin", "township_admin")
-READERS = (*ADMINS, "auditor")
+# The role sets are named once, in mall.users.policy.
+STAFF = STAFF_ROLES
+ADMINS = ADMIN_ROLES
+READERS = READER_ROLES
 PAGE_SIZE = 50
 EXPORT_LIMIT = 100_000
 

@@ -30,17 +30,17 @@ from admin.nav import NAV_ITEMS, NavItem
 from mall.audit import services as audit
 from mall.audit.models import AuditEntry
 from mall.clock import local_zone
-from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.extensions import db
 from mall.partners.models import Partner
 from mall.regions.services import get_region
 from mall.staff.services import (
-    MANAGEABLE_ROLES,
     ROLE_REGION_KIND,
     create_user,
     deactivate_user,
     ensure_may_deactivate,
 )
+from mall.users import policy
 from mall.users.models import ROLES, User
 from mall.users.scope import restrict
 
@@ -170,16 +170,17 @@ def users() -> Any:
         page=page,
         region_names=queries.region_names(db.session(), {u.region_id for u in page.items}),
         roles=[(r, ROLE_LABELS[r]) for r in ROLES],
-        creatable=bool(MANAGEABLE_ROLES.get(g.user.role)),
+        creatable=policy.may_manage_users(g.user),
+        can_deactivate=lambda u: policy.may_deactivate_user(g.user, u),
     )
 
 
 def _user_form_choices(form: UserForm) -> None:
     session = db.session()
-    allowed = MANAGEABLE_ROLES.get(g.user.role, set())
+    allowed = policy.manageable_roles(g.user)
     form.role.choices = [(r, ROLE_LABELS[r]) for r in ROLES if r in allowed]
     regions = []
-    if g.user.role == "county_admin":
+    if any(ROLE_REGION_KIND[r] == "county" for r in allowed):
         regions.append(get_region(session, g.user.county_id))
     towns = queries.townships(session, g.user)
     villages = queries.villages(session, g.user)
@@ -199,8 +200,7 @@ def user_new() -> Any:
     _user_form_choices(form)
     if form.validate_on_submit():
         role = form.role.data or ""
-        if role not in MANAGEABLE_ROLES.get(g.user.role, set()):
-            raise Forbidden()
+        policy.ensure(policy.may_manage_role(g.user, role))
         region = in_scope(g.user, get_region(db.session(), form.region_id.data))
         partner = None
         if form.partner_id.data:

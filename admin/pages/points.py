@@ -46,6 +46,7 @@ from mall.regions.models import Region
 from mall.regions.services import get_region
 from mall.subjects.models import CreditSubject
 from mall.subjects.services import get_by_ref
+from mall.users import policy
 
 NAV_ITEMS.append(NavItem("admin.point_batches", _l("积分"), STAFF, order=30))
 
@@ -213,7 +214,7 @@ def _batch_page(batch: PointBatch, event_form: EventForm | None = None, status: 
     }
     user = g.user
     is_maker = batch.maker_id == user.id
-    can_decide = batch.status == "submitted" and not is_maker and user.role in points.CHECKER_ROLES
+    can_decide = batch.status == "submitted" and policy.may_decide_point_batch(user, batch)
     form = event_form
     if form is None and batch.status == "draft" and batch.source == "manual" and is_maker:
         form = _event_form(batch)
@@ -419,14 +420,16 @@ def point_rules() -> Any:
         rules=sorted(rules.values(), key=lambda r: r.code),
         region_names=names,
         category_label=lambda c: RULE_CATEGORY_LABELS.get(c, c),
+        can_create_rule=any(policy.may_create_point_rule(g.user, r) for r in regions),
+        can_edit_rule=lambda rule: policy.may_edit_point_rule(g.user, rule),
     )
 
 
 def _rule_regions(form: RuleForm) -> None:
     session = db.session()
     choices: list[tuple[int, str]] = []
-    if g.user.role == "county_admin":
-        county = get_region(session, g.user.county_id)
+    county = get_region(session, g.user.county_id)
+    if policy.may_create_point_rule(g.user, county):
         choices.append((county.id, county.name))
     choices.extend(_region_choices())
     form.region_id.choices = choices
@@ -473,6 +476,7 @@ def point_rule_new() -> Any:
 @staff_page(*ADMINS)
 def point_rule_edit(rule_id: int) -> Any:
     rule = in_scope(g.user, rule_services.get_rule(db.session(), rule_id))
+    policy.ensure(policy.may_edit_point_rule(g.user, rule))
     form = RuleForm(obj=rule)
     form.region_id.choices = [(rule.region_id, get_region(db.session(), rule.region_id).name)]
     form.code.render_kw = {"readonly": True}

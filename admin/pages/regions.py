@@ -1,6 +1,6 @@
 """Regions and schemes: each county's and township's own settings beside the effective ones
-(inherited from above), edited through mall.regions.services.update_settings (audited here,
-as the staff API does)."""
+(inherited from above), edited through mall.regions.services.change_settings (which checks
+the policy and writes the audit entry, for the staff API too)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ from admin.blueprint import bp, staff_page
 from admin.common import ADMINS, READERS, apply_service_errors, in_scope
 from admin.forms import SettingsForm
 from admin.nav import NAV_ITEMS, NavItem
-from mall.audit import services as audit
-from mall.errors import Forbidden, ValidationFailed
+from mall.errors import ValidationFailed
 from mall.extensions import db
 from mall.ratings.schemes import list_schemes
-from mall.regions.models import Region
-from mall.regions.services import DEFAULT_SETTINGS, effective_settings, get_region, update_settings
+from mall.regions.services import (
+    DEFAULT_SETTINGS,
+    change_settings,
+    effective_settings,
+    get_region,
+)
+from mall.users import policy
 
 NAV_ITEMS.append(NavItem("admin.regions", _l("区域设置"), READERS, order=70))
 
@@ -64,6 +68,7 @@ def regions() -> str:
         rows.append(
             {
                 "region": region,
+                "can_edit": policy.may_edit_region_settings(g.user, region),
                 "settings": [
                     (
                         key,
@@ -79,24 +84,12 @@ def regions() -> str:
     return render_template("admin/regions.html", rows=rows, schemes=schemes)
 
 
-def _can_edit(region: Region) -> bool:
-    user = g.user
-    if user.role == "county_admin":
-        return True
-    return (
-        user.role == "township_admin"
-        and region.kind == "township"
-        and region.id == user.township_id
-    )
-
-
 @bp.route("/regions/<int:region_id>/settings", methods=["GET", "POST"])
 @staff_page(*ADMINS)
 def region_settings(region_id: int) -> Any:
     session = db.session()
     region = in_scope(g.user, get_region(session, region_id))
-    if region.kind == "village" or not _can_edit(region):
-        raise Forbidden()
+    policy.ensure(policy.may_edit_region_settings(g.user, region))
     form = SettingsForm()
     form.rating_scheme.choices = [("", gettext("继承上级"))] + [
         (s.code, s.name_zh) for s in list_schemes(session, g.user.county_id)
@@ -123,24 +116,12 @@ def region_settings(region_id: int) -> Any:
         if not changes:
             form.form_errors.append(gettext("没有填写要修改的设置"))
         else:
-            before = dict(own)
             try:
-                update_settings(session, region, changes)
+                change_settings(session, g.user, region, changes)
             except ValidationFailed as exc:
                 session.rollback()
                 apply_service_errors(form, exc)
             else:
-                audit.record(
-                    session,
-                    actor=g.user,
-                    action="region.settings",
-                    object_type="region",
-                    object_id=region.id,
-                    county_id=region.county_id,
-                    township_id=region.township_id,
-                    before=before,
-                    after=dict(region.settings),
-                )
                 session.commit()
                 flash(gettext("%(r)s的设置已保存", r=region.name), "success")
                 return redirect(url_for("admin.regions"))

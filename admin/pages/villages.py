@@ -18,9 +18,10 @@ from admin.common import ADMINS, STAFF, arg_int, arg_str, require_writer
 from admin.nav import NAV_ITEMS, NavItem
 from mall.entities import services as entities
 from mall.entities.models import ENTITY_KINDS
-from mall.errors import DomainError
+from mall.errors import DomainError, NotFound
 from mall.extensions import db
 from mall.regions.services import get_region
+from mall.users import policy
 from mall.villages import assessment, plaque, workflow
 
 NAV_ITEMS.append(NavItem("admin.entities", _l("经营主体与村集体"), STAFF, order=35))
@@ -163,10 +164,12 @@ def credit_village_apply() -> WerkzeugResponse:
 def credit_village(app_id: int) -> str:
     app = workflow.get_application(db.session(), app_id, g.user)
     village = get_region(db.session(), app.village_id)
+    step = workflow.next_step(app)
     return render_template(
         "admin/credit_village.html",
         app=app,
         village=village,
+        step=step if step and policy.may_take_village_step(g.user, app, step) else None,
         events=workflow.events(db.session(), app.id),
         status_text=lambda s: _label(APP_STATUS_LABELS, s),
     )
@@ -180,6 +183,8 @@ STAGES = ("town_review", "county_review", "notice", "decide")
 def credit_village_step(app_id: int, stage: str) -> WerkzeugResponse:
     session = db.session()
     app = workflow.get_application(session, app_id, g.user)
+    if stage in STAGES:  # the same answer as the service's, before a flash could hide it
+        policy.ensure(policy.may_take_village_step(g.user, app, stage))
     f = request.form
     approve = f.get("approve") == "1"
     try:
@@ -247,12 +252,17 @@ def assessments() -> str:
         villages=villages,
         names={v.id: v.name for v in villages},
         status_text=lambda s: _label(ASSESSMENT_STATUS_LABELS, s),
+        can_create_plan=policy.may_create_assessment_plan(g.user),
+        can_score=policy.may_work_on_assessments(g.user),
+        can_review=lambda a: policy.may_review_assessment(g.user, a),
+        can_pay=lambda a: policy.may_pay_assessment(g.user, a),
     )
 
 
 @bp.post("/assessments/plans")
-@staff_page("county_admin")
+@staff_page(*ADMINS)
 def assessment_plan_create() -> WerkzeugResponse:
+    policy.ensure(policy.may_create_assessment_plan(g.user))
     try:
         plan = assessment.create_plan(
             db.session(),
@@ -274,6 +284,7 @@ def assessment_plan_create() -> WerkzeugResponse:
 def assessment_score(plan_id: int) -> WerkzeugResponse:
     session = db.session()
     plan = assessment.get_plan(session, plan_id, g.user)
+    policy.ensure(policy.may_work_on_assessments(g.user))
     marks = {
         ind["code"]: {
             it["code"]: request.form.get(f"{ind['code']}.{it['code']}", "").strip() or None
@@ -298,6 +309,14 @@ def assessment_score(plan_id: int) -> WerkzeugResponse:
 def assessment_action(assessment_id: int, action: str) -> WerkzeugResponse:
     session = db.session()
     a = assessment.get_assessment(session, assessment_id, g.user)
+    may = {
+        "approve": policy.may_review_assessment,
+        "reject": policy.may_review_assessment,
+        "pay": policy.may_pay_assessment,
+    }.get(action)
+    if may is None:
+        raise NotFound()
+    policy.ensure(may(g.user, a))  # 403 as the API answers; a state conflict is flashed
     try:
         if action == "approve":
             assessment.approve(session, g.user, a.id)

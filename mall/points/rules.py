@@ -8,12 +8,13 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.db import add_unique
-from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.points.models import RULE_CATEGORIES, EarningRule
 from mall.regions.models import Region
 from mall.regions.services import ancestry
+from mall.users import policy
 from mall.users.models import User
-from mall.users.scope import ensure_can_write, ensure_visible
+from mall.users.scope import ensure_visible
 
 
 def _snapshot(rule: EarningRule) -> dict[str, object]:
@@ -44,11 +45,7 @@ def create_rule(
 ) -> EarningRule:
     if actor is not None:
         ensure_visible(actor, region)
-        ensure_can_write(actor)
-        if actor.role == "village_clerk" or (
-            region.kind == "county" and actor.role != "county_admin"
-        ):
-            raise Forbidden()
+        policy.ensure(policy.may_create_point_rule(actor, region))
     problems: dict[str, list[str]] = {}
     if points == 0:
         problems["points"] = ["not zero"]
@@ -97,9 +94,7 @@ def update_rule(
     session: Session, actor: User, rule: EarningRule, changes: dict[str, object]
 ) -> EarningRule:
     ensure_visible(actor, rule)
-    ensure_can_write(actor)
-    if actor.role == "village_clerk" or (rule.township_id is None and actor.role != "county_admin"):
-        raise Forbidden()
+    policy.ensure(policy.may_edit_point_rule(actor, rule))
     before = _snapshot(rule)
     for key in ("name", "points", "cap_week", "cap_month", "cap_year", "active"):
         if key in changes:

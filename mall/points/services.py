@@ -27,10 +27,10 @@ from mall.points.rules import effective_rules
 from mall.regions.models import Region
 from mall.regions.services import serialize_on
 from mall.subjects.models import CreditSubject
+from mall.users import policy
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible
 
-CHECKER_ROLES = frozenset({"township_admin", "county_admin"})
 _events: Table = PointEvent.__table__  # type: ignore[assignment]
 
 
@@ -308,10 +308,8 @@ def _lock_for_decision(session: Session, actor: User, batch_id: int) -> PointBat
     if batch is None:
         raise NotFound()
     ensure_visible(actor, batch)
-    if actor.role not in CHECKER_ROLES:
-        raise Forbidden()
-    if batch.maker_id == actor.id:
-        raise Forbidden("own_batch")
+    policy.ensure(policy.may_check_point_batches(actor))
+    policy.ensure(policy.may_decide_point_batch(actor, batch), "own_batch")
     if batch.status != "submitted":
         raise Conflict("invalid_state", details={"status": batch.status})
     return batch

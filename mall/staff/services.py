@@ -6,10 +6,11 @@ from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
 from mall.db import add_unique, lock_row
-from mall.errors import Conflict, Forbidden, ValidationFailed
+from mall.errors import Conflict, ValidationFailed
 from mall.partners.models import Partner
 from mall.regions.models import Region
 from mall.security.passwords import hash_password
+from mall.users import policy
 from mall.users.models import ROLES, User
 from mall.users.scope import ensure_visible
 
@@ -23,22 +24,10 @@ ROLE_REGION_KIND = {
 }
 
 
-# Who may create (and deactivate) whom: a township admin staffs its clerks and cashiers.
-MANAGEABLE_ROLES = {
-    "county_admin": set(ROLES),
-    "township_admin": {"village_clerk", "cashier"},
-}
-
-
-def may_manage(actor: User, role: str) -> bool:
-    return role in MANAGEABLE_ROLES.get(actor.role, set())
-
-
 def ensure_may_deactivate(actor: User, target: User) -> None:
     """404 outside the actor's region; 403 for oneself or a role the actor does not manage."""
     ensure_visible(actor, target)
-    if target.id == actor.id or not may_manage(actor, target.role):
-        raise Forbidden()
+    policy.ensure(policy.may_deactivate_user(actor, target))
 
 
 def deactivate_user(session: Session, actor: User, target: User) -> bool:

@@ -25,17 +25,17 @@ from mall.audit import services as audit
 from mall.clock import business_date, utcnow
 from mall.db import add_unique
 from mall.entities.services import collective_of
-from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ledger import Source, leg, post_entry, system_account, village_reward_account
 from mall.ledger.models import INTEGRITY_FUND
 from mall.regions.models import Region
 from mall.regions.services import serialize_on
 from mall.subjects.models import CreditSubject
+from mall.users import policy
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible, restrict
 from mall.villages.models import FUNDS, AssessmentPlan, VillageAssessment
 
-ADMINS = ("county_admin", "township_admin")
 # Tongren's bands (seed 003), yuan → fen.
 TONGREN_BANDS: list[dict[str, int]] = [
     {"min_score": 95, "reward_fen": 1_000_000},
@@ -151,8 +151,7 @@ def create_plan(
     fund: str = "township",
 ) -> AssessmentPlan:
     """A county admin's plan for one period of their county."""
-    if actor.role != "county_admin" or actor.county_id is None:
-        raise Forbidden()
+    policy.ensure(policy.may_create_assessment_plan(actor))
     period, name = period.strip(), name.strip()
     if not period or len(period) > 16:
         raise _invalid("period", "1-16 characters")
@@ -269,8 +268,7 @@ def score_village(
 ) -> VillageAssessment:
     """Score a village (or rescore one that is scored or rejected); the scorer is recorded."""
     at = now or utcnow()
-    if actor.role not in ADMINS:
-        raise Forbidden()
+    policy.ensure(policy.may_score_village(actor, village))
     ensure_visible(actor, village)
     if village.kind != "village" or village.county_id != plan.county_id:
         raise _invalid("village_id", "a village of the plan's county")
@@ -321,8 +319,7 @@ def get_assessment(session: Session, assessment_id: int, viewer: User) -> Villag
 
 
 def _locked(session: Session, actor: User, assessment_id: int) -> VillageAssessment:
-    if actor.role not in ADMINS:
-        raise Forbidden()
+    policy.ensure(policy.may_work_on_assessments(actor))
     a = session.scalar(
         select(VillageAssessment)
         .where(VillageAssessment.id == assessment_id)
@@ -343,8 +340,11 @@ def approve(
     a = _locked(session, actor, assessment_id)
     if a.status != "scored":
         raise Conflict("invalid_state", details={"status": a.status})
-    if a.scored_by == actor.id:
-        raise Forbidden("same_person", details={"reason": "the scorer cannot approve"})
+    policy.ensure(
+        policy.may_review_assessment(actor, a),
+        "same_person",
+        {"reason": "the scorer cannot approve"},
+    )
     a.status, a.approved_by, a.approved_at = "approved", actor.id, now or utcnow()
     session.flush()
     _audit(session, actor, "assessment.approve", a)
@@ -356,8 +356,11 @@ def reject(session: Session, actor: User, assessment_id: int, reason: str) -> Vi
     a = _locked(session, actor, assessment_id)
     if a.status != "scored":
         raise Conflict("invalid_state", details={"status": a.status})
-    if a.scored_by == actor.id:
-        raise Forbidden("same_person", details={"reason": "the scorer cannot review"})
+    policy.ensure(
+        policy.may_review_assessment(actor, a),
+        "same_person",
+        {"reason": "the scorer cannot review"},
+    )
     if not reason.strip():
         raise _invalid("reason", "required")
     a.status, a.rejected_reason = "rejected", reason.strip()[:1000]
@@ -378,6 +381,7 @@ def pay(
     assessment). A reward of 0 is marked paid with no entry."""
     at = now or utcnow()
     a = _locked(session, actor, assessment_id)
+    policy.ensure(policy.may_pay_assessment(actor, a))
     if a.status == "paid":
         return a
     if a.status != "approved":

@@ -23,10 +23,11 @@ from mall.audit import services as audit
 from mall.clock import business_date, utcnow
 from mall.db import lock_row
 from mall.entities.services import ensure_village_subjects, village_subject_of
-from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.errors import Conflict, NotFound, ValidationFailed
 from mall.ratings.schemes import scheme_for_kind
 from mall.regions.models import Region
 from mall.regions.services import effective_settings, serialize_on
+from mall.users import policy
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible, restrict
 from mall.villages.models import (
@@ -49,9 +50,18 @@ def _reason(text: str, field: str = "reason") -> str:
     return text[:1000]
 
 
-def _require(actor: User, *roles: str) -> None:
-    if actor.role not in roles:
-        raise Forbidden()
+# The status each step starts from; who may take it is `policy.may_take_village_step`.
+STEP_FROM: dict[str, str] = {
+    "town_review": "applied",
+    "county_review": "town_passed",
+    "notice": "county_passed",
+    "decide": "notice",
+}
+
+
+def next_step(app: CreditVillageApplication) -> str | None:
+    """The step the application waits for, if any (its stage forms show this one)."""
+    return next((stage for stage, status in STEP_FROM.items() if status == app.status), None)
 
 
 def _locked_state(session: Session, app: CreditVillageApplication, *allowed: str) -> None:
@@ -232,7 +242,7 @@ def town_review(
 ) -> CreditVillageApplication:
     """Township pre-review (乡镇初审): the township admin signs an opinion."""
     at = now or utcnow()
-    _require(actor, "township_admin")
+    policy.ensure(policy.may_take_village_step(actor, app, "town_review"))
     ensure_visible(actor, app)
     _locked_state(session, app, "applied")
     opinion = _reason(opinion, "opinion")
@@ -257,7 +267,7 @@ def county_review(
 ) -> CreditVillageApplication:
     """County re-review (县级复审); the reviewer may propose a lower grade than applied for."""
     at = now or utcnow()
-    _require(actor, "county_admin")
+    policy.ensure(policy.may_take_village_step(actor, app, "county_review"))
     ensure_visible(actor, app)
     _locked_state(session, app, "town_passed")
     opinion = _reason(opinion, "opinion")
@@ -291,7 +301,7 @@ def post_notice(
     """Public notice (社会公示) from today for `credit_village_notice_days` days."""
     at = now or utcnow()
     day = business_date(at)
-    _require(actor, "county_admin")
+    policy.ensure(policy.may_take_village_step(actor, app, "notice"))
     ensure_visible(actor, app)
     _locked_state(session, app, "county_passed")
     village = session.get(Region, app.village_id)
@@ -328,11 +338,14 @@ def decide(
     during the notice) needs a reason. Refusing may happen during the notice."""
     at = now or utcnow()
     day = business_date(at)
-    _require(actor, "county_admin")
+    policy.ensure(policy.may_act_at_village_step(actor, "decide"))
     ensure_visible(actor, app)
     _locked_state(session, app, "notice")
-    if actor.id == app.county_reviewer_id:
-        raise Forbidden("same_person", details={"reason": "the re-reviewer cannot decide"})
+    policy.ensure(
+        policy.may_take_village_step(actor, app, "decide"),
+        "same_person",
+        {"reason": "the re-reviewer cannot decide"},
+    )
     if not approve:
         return _reject(session, actor, app, "notice", _reason(reason), at)
     assert app.notice_until is not None

@@ -15,10 +15,10 @@ from mall.extensions import db
 from mall.http.auth import BEARER_SECURITY, require_staff
 from mall.http.openapi import BaseSchema, Blueprint
 from mall.partners.models import Partner
+from mall.users.policy import ADMIN_ROLES, READER_ROLES
 from mall.users.scope import ensure_visible
 
 blp = Blueprint("admin_catalog", __name__, url_prefix="/api/v1/admin", description="Catalogue")
-ADMINS = ("county_admin", "township_admin")
 
 
 class AdminGoodsOut(BaseSchema):
@@ -82,13 +82,13 @@ def _record(action: str, goods: Goods, before: dict[str, Any] | None = None) -> 
 
 @blp.route("/partners/<int:partner_id>/goods")
 class PartnerGoods(MethodView):
-    @require_staff(*ADMINS, "auditor")
+    @require_staff(*READER_ROLES)
     @blp.response(200, AdminGoodsList)
     @blp.doc(security=BEARER_SECURITY)
     def get(self, partner_id: int) -> dict[str, Any]:
         return {"items": services.list_goods(db.session(), _partner(partner_id).id)}
 
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(AdminGoodsCreate)
     @blp.response(201, AdminGoodsOut)
     @blp.doc(security=BEARER_SECURITY)
@@ -102,7 +102,7 @@ class PartnerGoods(MethodView):
 
 @blp.route("/goods/<int:goods_id>")
 class GoodsItem(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(AdminGoodsEdit)
     @blp.response(200, AdminGoodsOut)
     @blp.doc(security=BEARER_SECURITY)

@@ -36,14 +36,12 @@ from mall.http.openapi import Blueprint, page
 from mall.points import rules, services
 from mall.regions.services import get_region
 from mall.subjects.services import get_by_ref
+from mall.users.policy import ADMIN_ROLES, STAFF_ROLES, WRITER_ROLES
 from mall.users.scope import ensure_visible
 
 blp = Blueprint(
     "admin_points", __name__, url_prefix="/api/v1/admin/points", description="Credit points (staff)"
 )
-ALL_STAFF = ("county_admin", "township_admin", "village_clerk", "auditor")
-WRITERS = ("county_admin", "township_admin", "village_clerk")
-CHECKERS = ("county_admin", "township_admin")
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
@@ -53,7 +51,7 @@ def _s() -> Session:
 
 @blp.route("/rules")
 class Rules(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.arguments(RuleArgs, location="query")
     @blp.response(200, RuleList)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +60,7 @@ class Rules(MethodView):
         found = rules.effective_rules(_s(), region, include_inactive=True)
         return {"items": sorted(found.values(), key=lambda r: r.code)}
 
-    @require_staff(*CHECKERS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(RuleIn)
     @blp.response(201, RuleOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -75,7 +73,7 @@ class Rules(MethodView):
 
 @blp.route("/rules/<int:rule_id>")
 class RuleOne(MethodView):
-    @require_staff(*CHECKERS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(RulePatch)
     @blp.response(200, RuleOut)
     def patch(self, data: dict[str, Any], rule_id: int) -> Any:
@@ -86,7 +84,7 @@ class RuleOne(MethodView):
 
 @blp.route("/batches")
 class Batches(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.arguments(BatchArgs, location="query")
     @blp.response(200, BatchPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +94,7 @@ class Batches(MethodView):
         )
         return page(rows, args["limit"])
 
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(BatchIn)
     @blp.response(201, BatchOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -108,7 +106,7 @@ class Batches(MethodView):
 
 @blp.route("/batches/import")
 class BatchImport(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(ImportForm, location="form")
     @blp.arguments(ImportFiles, location="files")
     @blp.response(201, ImportOut)
@@ -137,7 +135,7 @@ class BatchImport(MethodView):
 
 @blp.route("/batches/<int:batch_id>")
 class BatchOne(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.response(200, BatchOut)
     def get(self, batch_id: int) -> Any:
         return services.get_batch(_s(), batch_id, g.user)
@@ -145,7 +143,7 @@ class BatchOne(MethodView):
 
 @blp.route("/batches/<int:batch_id>/events")
 class BatchEvents(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.arguments(ErrorArgs, location="query")
     @blp.response(200, EventPage)
     def get(self, args: dict[str, Any], batch_id: int) -> dict[str, Any]:
@@ -154,7 +152,7 @@ class BatchEvents(MethodView):
         rows = services.batch_events(_s(), batch, after_id=after, limit=args["limit"])
         return {"items": rows, "next_cursor": rows[-1].id if len(rows) == args["limit"] else None}
 
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(EventIn)
     @blp.response(201, EventOut)
     def post(self, data: dict[str, Any], batch_id: int) -> Any:
@@ -175,7 +173,7 @@ class BatchEvents(MethodView):
 
 @blp.route("/batches/<int:batch_id>/errors")
 class BatchErrors(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.arguments(ErrorArgs, location="query")
     @blp.response(200, ErrorPage)
     def get(self, args: dict[str, Any], batch_id: int) -> dict[str, Any]:
@@ -187,7 +185,7 @@ class BatchErrors(MethodView):
 
 @blp.route("/batches/<int:batch_id>/submit")
 class BatchSubmit(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.response(200, BatchOut)
     def post(self, batch_id: int) -> Any:
         batch = services.submit_batch(_s(), g.user, services.get_batch(_s(), batch_id, g.user))
@@ -197,7 +195,7 @@ class BatchSubmit(MethodView):
 
 @blp.route("/batches/<int:batch_id>/approve")
 class BatchApprove(MethodView):
-    @require_staff(*CHECKERS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(DecisionIn)
     @blp.response(200, BatchOut)
     def post(self, data: dict[str, Any], batch_id: int) -> Any:
@@ -209,7 +207,7 @@ class BatchApprove(MethodView):
 
 @blp.route("/batches/<int:batch_id>/reject")
 class BatchReject(MethodView):
-    @require_staff(*CHECKERS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(RejectIn)
     @blp.response(200, BatchOut)
     def post(self, data: dict[str, Any], batch_id: int) -> Any:

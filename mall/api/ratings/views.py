@@ -28,7 +28,7 @@ from mall.api.ratings.schemas import (
     SchemeList,
     SchemeOut,
 )
-from mall.errors import Forbidden, NotFound
+from mall.errors import NotFound
 from mall.extensions import db
 from mall.http.auth import require_staff
 from mall.http.openapi import Blueprint
@@ -36,14 +36,12 @@ from mall.ratings import schemes, services
 from mall.ratings.calculator import Reviewer, ReviewItem
 from mall.ratings.models import RatingAppeal
 from mall.subjects.services import get_by_ref
+from mall.users.policy import ADMIN_ROLES, STAFF_ROLES, WRITER_ROLES
 from mall.users.scope import ensure_visible
 
 blp = Blueprint(
     "admin_ratings", __name__, url_prefix="/api/v1/admin/ratings", description="Ratings (staff)"
 )
-ALL_STAFF = ("county_admin", "township_admin", "village_clerk", "auditor")
-WRITERS = ("county_admin", "township_admin", "village_clerk")
-ADMINS = ("county_admin", "township_admin")
 
 
 def _s() -> Session:
@@ -66,7 +64,7 @@ def _scheme_out(s: schemes.Scheme) -> dict[str, Any]:
 
 @blp.route("/schemes")
 class Schemes(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.response(200, SchemeList)
     def get(self) -> dict[str, Any]:
         """The built-in schemes and the county's own."""
@@ -95,7 +93,7 @@ class Schemes(MethodView):
 
 @blp.route("")
 class Ratings(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(DraftIn)
     @blp.response(201, RatingOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -110,7 +108,7 @@ class Ratings(MethodView):
 
 @blp.route("/<int:rating_id>")
 class RatingOne(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.response(200, RatingOut)
     def get(self, rating_id: int) -> Any:
         return services.get_rating(_s(), rating_id, g.user)
@@ -118,7 +116,7 @@ class RatingOne(MethodView):
 
 @blp.route("/<int:rating_id>/notice")
 class RatingNotice(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.response(200, RatingOut)
     def post(self, rating_id: int) -> Any:
         """Post the draft for public notice in its village."""
@@ -129,7 +127,7 @@ class RatingNotice(MethodView):
 
 @blp.route("/<int:rating_id>/withdraw")
 class RatingWithdraw(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(ReasonIn)
     @blp.response(200, RatingOut)
     def post(self, data: dict[str, Any], rating_id: int) -> Any:
@@ -142,7 +140,7 @@ class RatingWithdraw(MethodView):
 
 @blp.route("/<int:rating_id>/appeals")
 class RatingAppeals(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(AppealIn)
     @blp.response(201, AppealOut)
     def post(self, data: dict[str, Any], rating_id: int) -> Any:
@@ -155,7 +153,7 @@ class RatingAppeals(MethodView):
 
 @blp.route("/appeals/<int:appeal_id>/answer")
 class AppealAnswer(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @blp.arguments(AnswerIn)
     @blp.response(200, AppealOut)
     def post(self, data: dict[str, Any], appeal_id: int) -> Any:
@@ -172,7 +170,7 @@ class AppealAnswer(MethodView):
 
 @blp.route("/notices")
 class Notices(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.arguments(NoticeArgs, location="query")
     @blp.response(200, NoticeOut)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +181,7 @@ class Notices(MethodView):
 
 @blp.route("/households/<ref>/history")
 class HouseholdHistory(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @blp.response(200, HistoryOut)
     def get(self, ref: str) -> dict[str, Any]:
         """Every rating of the household and every change, oldest first."""
@@ -194,7 +192,7 @@ class HouseholdHistory(MethodView):
 
 @blp.route("/households/<ref>/downgrade")
 class HouseholdDowngrade(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(DowngradeIn)
     @blp.response(200, RatingOut)
     def post(self, data: dict[str, Any], ref: str) -> Any:
@@ -207,7 +205,7 @@ class HouseholdDowngrade(MethodView):
 
 @blp.route("/households/<ref>/revoke")
 class HouseholdRevoke(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(ReasonIn)
     @blp.response(200, RatingOut)
     def post(self, data: dict[str, Any], ref: str) -> Any:
@@ -220,14 +218,12 @@ class HouseholdRevoke(MethodView):
 
 @blp.route("/households/<ref>/re-rate")
 class HouseholdReRate(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(ReRateIn)
     @blp.response(201, RatingOut)
     def post(self, data: dict[str, Any], ref: str) -> Any:
         """Credit repair: draft a fresh rating, which goes through notice as usual."""
         subject = get_by_ref(_s(), ref)
-        if g.user.role == "auditor":
-            raise Forbidden()
         rating = services.re_rate(_s(), g.user, subject, score_input(data), data["reason"])
         _s().commit()
         return rating

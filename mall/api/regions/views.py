@@ -9,13 +9,12 @@ from flask.views import MethodView
 from marshmallow import fields
 from sqlalchemy import select
 
-from mall.audit import services as audit
-from mall.errors import Forbidden
 from mall.extensions import db
 from mall.http.auth import require_staff
 from mall.http.openapi import BaseSchema, Blueprint
 from mall.regions.models import Region
-from mall.regions.services import effective_settings, get_region, update_settings
+from mall.regions.services import change_settings, effective_settings, get_region
+from mall.users.policy import ADMIN_ROLES, STAFF_ROLES
 from mall.users.scope import COUNTY_ROLES, ensure_visible
 
 blp = Blueprint(
@@ -53,7 +52,7 @@ def _visible(region: Region) -> Region:
 
 @blp.route("")
 class Regions(MethodView):
-    @require_staff("county_admin", "township_admin", "village_clerk", "auditor")
+    @require_staff(*STAFF_ROLES)
     @blp.response(200, RegionList)
     def get(self) -> dict[str, Any]:
         """The regions in the caller's scope, county first, then townships and villages."""
@@ -67,32 +66,19 @@ class Regions(MethodView):
 
 @blp.route("/<int:region_id>/settings")
 class RegionSettings(MethodView):
-    @require_staff("county_admin", "township_admin", "village_clerk", "auditor")
+    @require_staff(*STAFF_ROLES)
     @blp.response(200, SettingsOut)
     def get(self, region_id: int) -> dict[str, Any]:
         region = _visible(get_region(db.session(), region_id))
         return {"own": region.settings or {}, "effective": effective_settings(db.session(), region)}
 
-    @require_staff("county_admin", "township_admin")
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(SettingsIn)
     @blp.response(200, SettingsOut)
     def patch(self, data: dict[str, Any], region_id: int) -> dict[str, Any]:
-        """Override settings at this level (audited); children inherit what they do not set."""
-        region = _visible(get_region(db.session(), region_id))
-        if region.kind == "county" and g.user.role != "county_admin":
-            raise Forbidden()
-        before = dict(region.settings or {})
-        update_settings(db.session(), region, data["settings"])
-        audit.record(
-            db.session(),
-            actor=g.user,
-            action="region.settings",
-            object_type="region",
-            object_id=region.id,
-            county_id=region.county_id,
-            township_id=region.township_id,
-            before=before,
-            after=dict(region.settings),
-        )
+        """Override settings of a county or township (audited); children inherit what they
+        do not set. Who may: `policy.may_edit_region_settings`."""
+        region = get_region(db.session(), region_id)
+        change_settings(db.session(), g.user, region, data["settings"])
         db.session.commit()
         return {"own": region.settings, "effective": effective_settings(db.session(), region)}

@@ -10,14 +10,16 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from mall.audit import services as audit
-from mall.errors import Forbidden, ValidationFailed
+from mall.errors import ValidationFailed
 from mall.extensions import db
 from mall.http.auth import require_staff
 from mall.http.openapi import BaseSchema, Blueprint, PageArgs, page
 from mall.partners.models import Partner
 from mall.regions.services import get_region
-from mall.staff.services import create_user, may_manage
+from mall.staff.services import create_user
+from mall.users import policy
 from mall.users.models import ROLES, User
+from mall.users.policy import ADMIN_ROLES, READER_ROLES
 from mall.users.scope import ensure_visible, restrict
 
 blp = Blueprint("admin_users", __name__, url_prefix="/api/v1/admin/users", description="Staff")
@@ -54,7 +56,7 @@ class UserCreate(BaseSchema):
 
 @blp.route("")
 class Users(MethodView):
-    @require_staff("county_admin", "township_admin", "auditor")
+    @require_staff(*READER_ROLES)
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, UserPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -66,13 +68,12 @@ class Users(MethodView):
         rows = list(db.session.scalars(stmt.order_by(User.id.desc()).limit(args["limit"])))
         return page(rows, args["limit"])
 
-    @require_staff("county_admin", "township_admin")
+    @require_staff(*ADMIN_ROLES)
     @blp.arguments(UserCreate)
     @blp.response(201, UserOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a staff account within the caller's region (audited)."""
-        if not may_manage(g.user, data["role"]):
-            raise Forbidden()
+        policy.ensure(policy.may_manage_role(g.user, data["role"]))
         region = ensure_visible(g.user, get_region(db.session(), data["region_id"]))
         partner = None
         if data["partner_id"] is not None:

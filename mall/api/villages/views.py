@@ -37,11 +37,8 @@ from mall.http.auth import require_staff
 from mall.http.openapi import Blueprint, page
 from mall.regions.services import get_region
 from mall.subjects.services import MemberInput
+from mall.users.policy import ADMIN_ROLES, STAFF_ROLES, WRITER_ROLES
 from mall.villages import assessment, plaque, workflow
-
-ALL_STAFF = ("county_admin", "township_admin", "village_clerk", "auditor")
-WRITERS = ("county_admin", "township_admin", "village_clerk")
-ADMINS = ("county_admin", "township_admin")
 
 entities_blp = Blueprint(
     "admin_entities",
@@ -72,7 +69,7 @@ def _s() -> Session:
 
 @entities_blp.route("")
 class Entities(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @entities_blp.arguments(EntitySearchArgs, location="query")
     @entities_blp.response(200, EntityPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +89,7 @@ class Entities(MethodView):
 
 @entities_blp.route("/businesses")
 class Businesses(MethodView):
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @entities_blp.arguments(BusinessCreate)
     @entities_blp.response(201, EntityOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -113,7 +110,7 @@ class Businesses(MethodView):
 
 @entities_blp.route("/collectives")
 class Collectives(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @entities_blp.arguments(VillageEntityCreate)
     @entities_blp.response(201, EntityOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -127,7 +124,7 @@ class Collectives(MethodView):
 
 @entities_blp.route("/villages")
 class Villages(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @entities_blp.arguments(VillageEntityCreate)
     @entities_blp.response(201, EntityOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -141,7 +138,7 @@ class Villages(MethodView):
 
 @entities_blp.route("/<ref>")
 class Entity(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @entities_blp.response(200, EntityOut)
     def get(self, ref: str) -> Any:
         return entities.get_entity(_s(), ref, g.user)
@@ -158,7 +155,7 @@ def _app_detail(app: Any) -> dict[str, Any]:
 
 @villages_blp.route("")
 class Applications(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @villages_blp.arguments(ApplicationArgs, location="query")
     @villages_blp.response(200, ApplicationPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +169,7 @@ class Applications(MethodView):
         )
         return page(rows, args["limit"])
 
-    @require_staff(*WRITERS)
+    @require_staff(*WRITER_ROLES)
     @villages_blp.arguments(ApplyIn)
     @villages_blp.response(201, ApplicationDetail)
     def post(self, data: dict[str, Any]) -> Any:
@@ -186,7 +183,7 @@ class Applications(MethodView):
 
 @villages_blp.route("/<int:app_id>")
 class Application(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @villages_blp.response(200, ApplicationDetail)
     def get(self, app_id: int) -> Any:
         return _app_detail(workflow.get_application(_s(), app_id, g.user))
@@ -194,7 +191,7 @@ class Application(MethodView):
 
 @villages_blp.route("/<int:app_id>/town-review")
 class TownReview(MethodView):
-    @require_staff("township_admin")
+    @require_staff(*ADMIN_ROLES)
     @villages_blp.arguments(ReviewIn)
     @villages_blp.response(200, ApplicationDetail)
     def post(self, data: dict[str, Any], app_id: int) -> Any:
@@ -207,7 +204,7 @@ class TownReview(MethodView):
 
 @villages_blp.route("/<int:app_id>/county-review")
 class CountyReview(MethodView):
-    @require_staff("county_admin")
+    @require_staff(*ADMIN_ROLES)
     @villages_blp.arguments(ReviewIn)
     @villages_blp.response(200, ApplicationDetail)
     def post(self, data: dict[str, Any], app_id: int) -> Any:
@@ -227,7 +224,7 @@ class CountyReview(MethodView):
 
 @villages_blp.route("/<int:app_id>/notice")
 class Notice(MethodView):
-    @require_staff("county_admin")
+    @require_staff(*ADMIN_ROLES)
     @villages_blp.response(200, ApplicationDetail)
     def post(self, app_id: int) -> Any:
         """Start the public notice."""
@@ -239,7 +236,7 @@ class Notice(MethodView):
 
 @villages_blp.route("/<int:app_id>/decision")
 class Decision(MethodView):
-    @require_staff("county_admin")
+    @require_staff(*ADMIN_ROLES)
     @villages_blp.arguments(DecideIn)
     @villages_blp.response(200, ApplicationDetail)
     def post(self, data: dict[str, Any], app_id: int) -> Any:
@@ -259,7 +256,7 @@ class Decision(MethodView):
 
 @villages_blp.route("/<int:app_id>/plaque.png")
 class Plaque(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @villages_blp.response(200, content_type="image/png", description="PNG, A4 at 300 dpi")
     def get(self, app_id: int) -> Response:
         """The plaque certificate of an awarded application."""
@@ -277,12 +274,12 @@ class Plaque(MethodView):
 
 @assessments_blp.route("/plans")
 class Plans(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @assessments_blp.response(200, PlanList)
     def get(self) -> dict[str, Any]:
         return {"items": assessment.list_plans(_s(), g.user)}
 
-    @require_staff("county_admin")
+    @require_staff(*ADMIN_ROLES)
     @assessments_blp.arguments(PlanIn)
     @assessments_blp.response(201, PlanOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -302,7 +299,7 @@ class Plans(MethodView):
 
 @assessments_blp.route("/plans/<int:plan_id>")
 class Plan(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @assessments_blp.response(200, PlanOut)
     def get(self, plan_id: int) -> Any:
         return assessment.get_plan(_s(), plan_id, g.user)
@@ -310,13 +307,13 @@ class Plan(MethodView):
 
 @assessments_blp.route("/plans/<int:plan_id>/scores")
 class Scores(MethodView):
-    @require_staff(*ALL_STAFF)
+    @require_staff(*STAFF_ROLES)
     @assessments_blp.response(200, AssessmentList)
     def get(self, plan_id: int) -> dict[str, Any]:
         assessment.get_plan(_s(), plan_id, g.user)
         return {"items": assessment.list_assessments(_s(), g.user, plan_id)}
 
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @assessments_blp.arguments(VillageScoreIn)
     @assessments_blp.response(201, AssessmentOut)
     def post(self, data: dict[str, Any], plan_id: int) -> Any:
@@ -332,7 +329,7 @@ class Scores(MethodView):
 
 @assessments_blp.route("/scores/<int:assessment_id>/approve")
 class Approve(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @assessments_blp.response(200, AssessmentOut)
     def post(self, assessment_id: int) -> Any:
         """Approve a score: an admin other than the scorer."""
@@ -343,7 +340,7 @@ class Approve(MethodView):
 
 @assessments_blp.route("/scores/<int:assessment_id>/reject")
 class Reject(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @assessments_blp.arguments(AssessmentRejectIn)
     @assessments_blp.response(200, AssessmentOut)
     def post(self, data: dict[str, Any], assessment_id: int) -> Any:
@@ -354,7 +351,7 @@ class Reject(MethodView):
 
 @assessments_blp.route("/scores/<int:assessment_id>/pay")
 class Pay(MethodView):
-    @require_staff(*ADMINS)
+    @require_staff(*ADMIN_ROLES)
     @assessments_blp.response(200, AssessmentOut)
     def post(self, assessment_id: int) -> Any:
         """Pay the approved reward into the collective's account (idempotent)."""
