@@ -263,9 +263,7 @@ class PosCatalogOut(BaseSchema):
 
 
 class PosRevocationArgs(BaseSchema):
-    since_version = fields.Integer(
-        load_default=0, validate=validate.Range(min=0, max=MAX_VERSION)
-    )
+    since_version = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_VERSION))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=5000))
 
 
