@@ -36,8 +36,8 @@ def offline_floor_limit_fen() -> int:
 
 def offline_card_floor_limit_fen() -> int:
     """Integrity discount a till may grant offline on card codes (no PIN checked) per
-    household per business day; within, not on top of, `offline_floor_limit_fen`. 0: card
-    codes are not accepted offline."""
+    household per business day; within, not on top of, `offline_floor_limit_fen`. 0: no
+    discount on card codes offline."""
     return _int("OFFLINE_CARD_FLOOR_LIMIT_FEN", DEFAULT_OFFLINE_CARD_FLOOR_LIMIT_FEN)
 
 
