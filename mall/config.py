@@ -73,6 +73,7 @@ class Config:
             "CODE_LIFETIME_SECONDS",
             "CODE_ALLOWED_SKEW_SECONDS",
             "OFFLINE_FLOOR_LIMIT_FEN",
+            "OFFLINE_CARD_FLOOR_LIMIT_FEN",
             "CODE_KEY_CACHE_SECONDS",
         ):
             if e.get(name):

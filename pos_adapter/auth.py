@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -36,12 +36,11 @@ from mall.cache import HotCache
 from mall.clock import as_aware, utcnow
 from mall.driver_sql import DriverStatement, EntityLoader
 from mall.errors import Unauthorized
-from mall.partners.models import Partner, Terminal
+from mall.partners.models import LAST_SEEN_EVERY, Partner, Terminal
 from mall.partners.services import terminal_secret
 from pos_adapter.nonces import current_store
 
 CLOCK_SKEW_SECONDS = 300
-LAST_SEEN_EVERY = timedelta(seconds=60)
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
 TERMINAL_ID_MAX = 40
@@ -199,10 +198,17 @@ def _check_signed(req: Request, found: _Found | None, now: datetime) -> str:
 
 
 def authenticate(
-    session: Session, req: Request, *, now: datetime | None = None, write: bool = False
+    session: Session,
+    req: Request,
+    *,
+    now: datetime | None = None,
+    write: bool = False,
+    record_contact: bool = True,
 ) -> Authenticated:
     """Verify the request's signature headers; raises Unauthorized with one of the five codes.
     Records the nonce, and at most once a minute the terminal's last_seen_at (committed).
+    Not with `record_contact` False: an offline upload is judged against the terminal's
+    contact *before* it, and records its own in its transaction (mall/payments/offline.py).
 
     The terminal and partner rows may be as read up to HOT_CACHE_SECONDS ago (mall/cache.py).
     For a `write` on PostgreSQL the answer then carries their `versions`, which the write's
@@ -224,7 +230,9 @@ def authenticate(
     terminal, partner = found.terminal, found.partner
     if not current_store().remember(session, terminal.id, nonce, now):
         raise _fail("replayed_request")
-    if terminal.last_seen_at is None or as_aware(terminal.last_seen_at) < now - LAST_SEEN_EVERY:
+    if record_contact and (
+        terminal.last_seen_at is None or as_aware(terminal.last_seen_at) < now - LAST_SEEN_EVERY
+    ):
         session.execute(
             update(_terminals)
             .where(
@@ -242,6 +250,11 @@ def authenticate(
     if write and not fresh and found.versions is not None:
         versions = RowVersions(*found.versions, terminal.secret_enc)
     return Authenticated(terminal, partner, versions)
+
+
+def forget_terminal(terminal_code: str) -> None:
+    """Drop this worker's cached row of the terminal (after changing the row)."""
+    _recent_terminals.discard(terminal_code)
 
 
 def reauthenticate(session: Session, req: Request, *, now: datetime | None = None) -> Authenticated:

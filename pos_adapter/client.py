@@ -4,9 +4,13 @@ Vendors read this as the executable example of docs/pos-api.md:
 - every request is signed (section 1) with a fresh timestamp and nonce, also on retries;
 - a state-changing POST carries an Idempotency-Key, and a retry after a timeout, a dropped
   connection or a 5xx re-sends the *same* key and body, so the sale happens at most once;
-- `/pos/v1/keys` is cached for its max-age; offline, `verify_offline` checks a code's Ed25519
-  signature and expiry against the cached keys and grants a discount only within the floor
-  limit; `upload_offline` sends the queued sales (section 6).
+- `/pos/v1/keys` is cached for its max-age, and the card revocation list is kept
+  (`sync_revocations`); offline, `verify_offline` checks a code's Ed25519 signature and expiry
+  against the cached keys and a card against the list, and `sell_offline` grants a discount
+  only within the floor limits (the smaller one for card codes, whose PIN cannot be checked
+  offline), stamping each sale with the list version it had; `upload_offline` sends the
+  queued sales (section 6). Back online, the queue goes up before anything else: `request`
+  uploads it first, and `go_online` uploads, then refreshes the keys and the list.
 
 Only `requests` and PyJWT are needed; nothing here imports the server.
 """
@@ -14,6 +18,7 @@ Only `requests` and PyJWT are needed; nothing here imports the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -30,6 +35,8 @@ import jwt
 import requests
 
 SIGNED_WITHOUT_KEY = ("/pos/v1/scan", "/pos/v1/quote")
+OFFLINE_BATCHES = "/pos/v1/offline-batches"
+REVOCATIONS = "/pos/v1/card-revocations"
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 CHINA = timezone(timedelta(hours=8))
 
@@ -57,7 +64,12 @@ class OfflineSale:
     captured_at: str
     amount_fen: int
     integrity_discount_fen: int
-    holder_ref: str
+    holder_ref: str  # kept by the till, not uploaded
+    revocation_list_version: int | None = None
+
+
+# What the till keeps to itself of a queued sale; the rest is the uploaded record.
+_LOCAL_ONLY = ("holder_ref",)
 
 
 @dataclass
@@ -73,6 +85,10 @@ class PosClient:
     _keys_until: float = 0.0
     offline_queue: list[OfflineSale] = field(default_factory=list)
     _offline_granted: dict[tuple[str, str], int] = field(default_factory=dict)
+    _offline_card_granted: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The card revocation list as last fetched (`sync_revocations`): None until then.
+    revocation_list_version: int | None = None
+    revoked_cards: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------ transport
 
@@ -85,7 +101,15 @@ class PosClient:
         idempotency_key: str | None = None,
         raw: bool = False,
     ) -> Any:
-        """Send a signed request; retry transport failures and 5xx with the same key."""
+        """Send a signed request; retry transport failures and 5xx with the same key.
+
+        Sales queued offline go up first (`upload_offline`): the server judges an offline
+        record of a card reported lost against the terminal's last contact before the
+        upload, so a till that talks to the server before uploading can lose honest sales.
+        A failed upload keeps the queue and does not stop this request."""
+        if self.offline_queue and path != OFFLINE_BATCHES:
+            with contextlib.suppress(PosError, requests.RequestException):
+                self.upload_offline()
         data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         key = None
         if method == "POST" and not path.startswith(SIGNED_WITHOUT_KEY):
@@ -248,9 +272,30 @@ class PosClient:
         self._keys_until = time.monotonic() + max_age
         return self._keys
 
+    def sync_revocations(self) -> int:
+        """Bring the card revocation list up to date (`GET /pos/v1/card-revocations`, signed:
+        the server records which version this terminal was given). Returns the version."""
+        while True:
+            since = self.revocation_list_version or 0
+            page = self.request("GET", f"{REVOCATIONS}?since_version={since}")
+            self.revoked_cards.update(card["serial"] for card in page["cards"])
+            self.revocation_list_version = int(page["version"])
+            if not page["more"]:
+                return self.revocation_list_version
+
+    def go_online(self) -> list[dict[str, Any]]:
+        """What a till does when its connection comes back, in this order: upload the queue
+        (before any other request), then refresh the keys and the revocation list. Returns
+        the upload's results."""
+        results = self.upload_offline()
+        self.keys(force=True)
+        self.sync_revocations()
+        return results
+
     def verify_offline(self, code: str, *, now: datetime | None = None) -> dict[str, Any]:
-        """Verify a code with the cached keys only: signature, algorithm and expiry.
-        Returns its claims; raises PosError(422 invalid_code / 410 code_expired)."""
+        """Verify a code with the cached keys only: signature, algorithm and expiry, and a
+        card code against the revocation list. Returns its claims; raises PosError
+        (422 invalid_code / 410 code_expired)."""
         if self._keys is None:
             raise PosError(0, "no_cached_keys", "call keys() while online first")
         now = now or datetime.now(UTC)
@@ -271,21 +316,36 @@ class PosClient:
             raise PosError(422, "invalid_code", "not yet valid")
         if claims.get("k") == "d" and ts > claims.get("exp", 0) + skew:
             raise PosError(410, "code_expired", "code expired")
+        if claims.get("k") == "c":
+            if self.revocation_list_version is None:
+                raise PosError(0, "no_revocation_list", "call sync_revocations() while online")
+            if claims.get("card") in self.revoked_cards:
+                raise PosError(422, "invalid_code", "card revoked", {"reason": "card_revoked"})
         return claims
 
     def sell_offline(
         self, code: str, amount_fen: int, discount_rate_bp: int, *, now: datetime | None = None
     ) -> OfflineSale:
-        """Record an offline sale: the discount is capped by what is left of the household's
-        floor limit today (as far as this till knows) and queued for upload."""
+        """Record an offline sale: the discount is `discount_rate_bp` of the amount (the
+        holder's rate here, as a scan showed it while online: the server never honours more),
+        capped by what is left of the household's floor limit today, and for a card code by
+        what is left of the card floor (as far as this till knows), and queued for upload."""
         now = now or datetime.now(UTC)
         claims = self.verify_offline(code, now=now)
-        keys = self._keys or {}
-        floor = int(keys["offline_policy"]["floor_limit_fen"])
+        policy = (self._keys or {})["offline_policy"]
+        floor = int(policy["floor_limit_fen"])
         day = now.astimezone(CHINA).date().isoformat()
-        used = self._offline_granted.get((claims["sub"], day), 0)
-        granted = max(0, min(amount_fen * discount_rate_bp // 10000, floor - used))
-        self._offline_granted[(claims["sub"], day)] = used + granted
+        holder = (claims["sub"], day)
+        used = self._offline_granted.get(holder, 0)
+        left = floor - used
+        card = claims.get("k") == "c"
+        if card:
+            card_floor = int(policy.get("card_floor_limit_fen", floor))
+            left = min(left, card_floor - self._offline_card_granted.get(holder, 0))
+        granted = max(0, min(amount_fen * discount_rate_bp // 10000, left))
+        self._offline_granted[holder] = used + granted
+        if card:
+            self._offline_card_granted[holder] = self._offline_card_granted.get(holder, 0) + granted
         sale = OfflineSale(
             local_id=uuid.uuid4().hex,
             code=code,
@@ -293,6 +353,7 @@ class PosClient:
             amount_fen=amount_fen,
             integrity_discount_fen=granted,
             holder_ref=claims["sub"],
+            revocation_list_version=self.revocation_list_version,
         )
         self.offline_queue.append(sale)
         return sale
@@ -303,12 +364,10 @@ class PosClient:
         if not self.offline_queue:
             return []
         records = [
-            {k: v for k, v in vars(s).items() if k != "holder_ref"} for s in self.offline_queue
+            {k: v for k, v in vars(s).items() if k not in _LOCAL_ONLY} for s in self.offline_queue
         ]
         answer = self.request(
-            "POST",
-            "/pos/v1/offline-batches",
-            {"batch_id": batch_id or uuid.uuid4().hex, "records": records},
+            "POST", OFFLINE_BATCHES, {"batch_id": batch_id or uuid.uuid4().hex, "records": records}
         )
         answered = {r["local_id"] for r in answer["results"]}
         self.offline_queue = [s for s in self.offline_queue if s.local_id not in answered]
@@ -326,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("keys")
+    sub.add_parser("revocations")
     sub.add_parser("catalog")
     s = sub.add_parser("scan")
     s.add_argument("code")
@@ -354,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "keys":
             out: Any = client.keys()
+        elif args.cmd == "revocations":
+            version = client.sync_revocations()
+            out = {"version": version, "serials": sorted(client.revoked_cards)}
         elif args.cmd == "catalog":
             out = client.catalog()
         elif args.cmd == "scan":

@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 from mall.http.openapi import BaseSchema
 
 MAX_FEN = 100_000_000
+MAX_VERSION = 2**53 - 1  # a revocation list version: a BIGINT, and exact in JSON
 Fen = fields.Integer
 
 
@@ -69,6 +70,16 @@ class PosOfflineRecordIn(BaseSchema):
     )
     integrity_discount_fen = fields.Integer(
         strict=True, required=True, validate=validate.Range(min=0, max=MAX_FEN)
+    )
+    revocation_list_version = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_VERSION),
+        metadata={
+            "description": "the version of the card revocation list the till had when it "
+            "made the sale (GET /pos/v1/card-revocations); a card that list names is refused"
+        },
     )
 
 
@@ -264,12 +275,42 @@ class PosCatalogOut(BaseSchema):
     items = fields.List(fields.Nested(PosCatalogItemOut))
 
 
+class PosRevocationArgs(BaseSchema):
+    since_version = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_VERSION))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=5000))
+
+
+class PosRevokedCardOut(BaseSchema):
+    serial = fields.String(metadata={"description": "the card serial (the code's `card` claim)"})
+    version = fields.Integer(metadata={"description": "the list version that first names it"})
+
+
+class PosRevocationsOut(BaseSchema):
+    since_version = fields.Integer()
+    version = fields.Integer(
+        metadata={"description": "the list version this answer brings the till up to"}
+    )
+    more = fields.Boolean(metadata={"description": "ask again with since_version=version"})
+    cards = fields.List(fields.Nested(PosRevokedCardOut))
+
+
 class PosOfflineResultOut(BaseSchema):
     local_id = fields.String()
     status = fields.String(metadata={"description": "applied, applied_short or rejected"})
+    reason = fields.String(
+        metadata={
+            "description": "applied_short only: over_discount_rate (the till granted more "
+            "than the household's rate here: applied at the right amount, the excess "
+            "`overgrant_fen` is not paid) or wallet_short (the township paid `shortfall_fen`)"
+        }
+    )
     payment_id = fields.String()
-    integrity_discount_fen = fields.Integer()
-    shortfall_fen = fields.Integer()
+    integrity_discount_fen = fields.Integer(metadata={"description": "taken from the wallet"})
+    shortfall_fen = fields.Integer(metadata={"description": "paid by the township fund"})
+    discount_rate_bp = fields.Integer()
+    overgrant_fen = fields.Integer(
+        metadata={"description": "granted by the till beyond the rate: paid by nobody"}
+    )
     code = fields.String()
     message = fields.String()
     details = fields.Dict()

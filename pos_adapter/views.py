@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from mall.benefits.services import grant_benefit
 from mall.catalog.services import list_goods
+from mall.clock import utcnow
+from mall.codes import revocations
 from mall.errors import ValidationFailed
 from mall.extensions import db
 from mall.http.extensions import api
@@ -27,7 +29,7 @@ from mall.partners.models import Partner, Terminal
 from mall.payments import offline, refunds, services, statements
 from mall.payments.models import Payment
 from pos_adapter import idempotency, schemas
-from pos_adapter.auth import authenticate, reauthenticate
+from pos_adapter.auth import authenticate, forget_terminal, reauthenticate
 from pos_adapter.nonces import current_store
 
 P = ParamSpec("P")
@@ -64,13 +66,14 @@ def _declare_signature_scheme(_state: Any) -> None:
 
 
 def terminal_request(
-    idempotent: bool = False, *, one_statement: bool = False
+    idempotent: bool = False, *, one_statement: bool = False, records_contact: bool = True
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Authenticate the terminal (sets g.terminal, g.partner); optionally run idempotently.
 
     `one_statement`: a read whose answer comes from one query (a scan) needs no transaction;
     on PostgreSQL, with nonces kept outside the database, it runs in autocommit mode and is
-    spared the BEGIN and COMMIT round trips (the pool restores the isolation level)."""
+    spared the BEGIN and COMMIT round trips (the pool restores the isolation level).
+    `records_contact` False: the view records the terminal's contact itself (offline uploads)."""
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
@@ -78,7 +81,7 @@ def terminal_request(
             session = db.session()
             if one_statement and _may_autocommit(session):
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            auth = authenticate(session, request, write=idempotent)
+            auth = authenticate(session, request, write=idempotent, record_contact=records_contact)
             g.terminal, g.partner = auth.terminal, auth.partner
             if not idempotent:
                 result = view(*args, **kwargs)
@@ -425,12 +428,15 @@ def benefit_use(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.post("/offline-batches")
-@terminal_request(idempotent=True)
+# Judged against the terminal's contact before this upload, which records its own contact
+# in its transaction (mall/payments/offline.py).
+@terminal_request(idempotent=True, records_contact=False)
 @blp.arguments(schemas.PosOfflineBatchIn)
 @blp.response(200, schemas.PosOfflineBatchOut)
 @blp.doc(security=SIGNED)
 def offline_batch(data: dict[str, Any]) -> dict[str, Any]:
-    """Store-and-forward upload: each record applied exactly once, answered one by one."""
+    """Store-and-forward upload: each record applied exactly once, answered one by one.
+    Upload the queue first thing when back online (docs/pos-api.md section 6)."""
     results = offline.apply_batch(
         db.session(),
         _terminal(),
@@ -443,11 +449,34 @@ def offline_batch(data: dict[str, Any]) -> dict[str, Any]:
                 captured_at=r["captured_at"],
                 amount_fen=r["amount_fen"],
                 integrity_discount_fen=r["integrity_discount_fen"],
+                revocation_list_version=r["revocation_list_version"],
             )
             for r in data["records"]
         ],
     )
+    forget_terminal(_terminal().terminal_id)
     return {"batch_id": data["batch_id"], "results": results}
+
+
+@blp.get("/card-revocations")
+@terminal_request()
+@blp.arguments(schemas.PosRevocationArgs, location="query")
+@blp.response(200, schemas.PosRevocationsOut)
+@blp.doc(security=SIGNED)
+def card_revocations(args: dict[str, Any]) -> dict[str, Any]:
+    """The card revocation list after `since_version`: serials of cards reported lost or
+    replaced, for tills that sell offline. Keep it and the `version`, and send that version
+    with each offline record; the server records which version this terminal was given."""
+    session = db.session()
+    page = revocations.revoked_since(session, args["since_version"], args["limit"])
+    offline.record_list_sync(session, _terminal(), page.version, utcnow())
+    forget_terminal(_terminal().terminal_id)
+    return {
+        "since_version": page.since_version,
+        "version": page.version,
+        "more": page.more,
+        "cards": page.cards,
+    }
 
 
 __all__ = ["blp"]

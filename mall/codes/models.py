@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.db import Base
@@ -64,6 +64,8 @@ class IntegrityCard(Base):
         ),
         Index("ix_integrity_cards_subject_id", "subject_id"),
         Index("ix_integrity_cards_kid_status", "kid", "status"),
+        # The revocation list in order (`GET /pos/v1/card-revocations?since_version=`).
+        Index("uq_integrity_cards_revocation_version", "revocation_version", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -74,6 +76,21 @@ class IntegrityCard(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(String(64))
+    # The version of the revocation list that first names this card (set when revoked).
+    revocation_version: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CardRevocationList(Base):
+    """The version of the list of revoked card serials that offline terminals keep: one row,
+    raised by one with every revocation (`mall.codes.revocations`). Its row lock orders the
+    revocations, so a version a terminal was given names every card revoked up to it."""
+
+    __tablename__ = "card_revocation_list"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UsedDynamicCode(Base):

@@ -11,6 +11,8 @@ from flask import current_app
 DEFAULT_LIFETIME_SECONDS = 60
 DEFAULT_ALLOWED_SKEW_SECONDS = 10
 DEFAULT_OFFLINE_FLOOR_LIMIT_FEN = 5000
+# Card codes offline: no PIN can be checked, so a smaller floor of its own (docs/pos-api.md 6).
+DEFAULT_OFFLINE_CARD_FLOOR_LIMIT_FEN = 2000
 DEFAULT_KEY_CACHE_SECONDS = 10
 PIN_MAX_FAILURES = 5
 PIN_LOCK_SECONDS = 30 * 60
@@ -30,6 +32,13 @@ def allowed_skew_seconds() -> int:
 
 def offline_floor_limit_fen() -> int:
     return _int("OFFLINE_FLOOR_LIMIT_FEN", DEFAULT_OFFLINE_FLOOR_LIMIT_FEN)
+
+
+def offline_card_floor_limit_fen() -> int:
+    """Integrity discount a till may grant offline on card codes (no PIN checked) per
+    household per business day; within, not on top of, `offline_floor_limit_fen`. 0: no
+    discount on card codes offline."""
+    return _int("OFFLINE_CARD_FLOOR_LIMIT_FEN", DEFAULT_OFFLINE_CARD_FLOOR_LIMIT_FEN)
 
 
 def key_cache_seconds() -> int:

@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, String, Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from mall.clock import as_aware, business_date, utcnow
-from mall.codes import keys, policy
+from mall.codes import keys, policy, revocations
 from mall.codes.models import IntegrityCard, UsedDynamicCode
 from mall.db import insert_for_dialect, lock_row
 from mall.driver_sql import DriverStatement, EntityLoader
@@ -394,10 +394,15 @@ def active_card(session: Session, subject: CreditSubject) -> IntegrityCard | Non
 def revoke_card(
     session: Session, card: IntegrityCard, reason: str, *, now: datetime | None = None
 ) -> IntegrityCard:
+    """Revoke `card` at once; it joins the revocation list offline terminals keep, at the
+    list's next version (mall.codes.revocations)."""
     if card.status != "revoked":
+        revoked_at = now or utcnow()
+        version = revocations.next_version(session, revoked_at)
         card.status = "revoked"
-        card.revoked_at = now or utcnow()
+        card.revoked_at = revoked_at
         card.reason = reason[:64]
+        card.revocation_version = version
         session.flush()
     return card
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.db import Base
@@ -20,6 +20,10 @@ PARTNER_CATEGORIES = (
     "other",
 )
 PARTNER_NAME_KEY = "uq_partners_township_id_name"
+# A terminal's `last_seen_at` is written at most once per this (pos_adapter/auth.py): after any
+# signed request at time t it is at least t - LAST_SEEN_EVERY, so a terminal whose
+# `last_seen_at` is L had no online contact after L + LAST_SEEN_EVERY (mall/payments/offline.py).
+LAST_SEEN_EVERY = timedelta(seconds=60)
 
 
 class Partner(Base):
@@ -69,3 +73,7 @@ class Terminal(Base):
     created_at: Mapped[created_at]
     secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the till last fetched of the card revocation list (`GET /pos/v1/card-revocations`):
+    # the version it was given and when. Offline records are judged against them.
+    revocation_list_version: Mapped[int | None] = mapped_column(BigInteger)
+    revocation_list_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -31,12 +31,15 @@ def effective_rank(subject: CreditSubject, on: date | None = None) -> int | None
     return subject.level_rank
 
 
-def discount_rate_bp(session: Session, subject: CreditSubject, partner: Partner) -> int:
+def discount_rate_bp(
+    session: Session, subject: CreditSubject, partner: Partner, on: date | None = None
+) -> int:
     """Basis points of a sale payable from integrity money under the household's scheme; 0
-    when unrated or when the partner does not accept integrity money."""
+    when unrated or when the partner does not accept integrity money. `on`: the business
+    date of the sale (an offline sale's, uploaded later), today by default."""
     if not partner.accepts_integrity:
         return 0
-    return ratings.discount_rate_bp(session, subject)
+    return ratings.discount_rate_bp(session, subject, on)
 
 
 def level_label(code: str | None, rank: int | None) -> str | None:

@@ -35,6 +35,9 @@ def test_pos_keys_is_public_and_creates_the_first_key(
         "floor_limit_fen": 5000,
         "code_lifetime_seconds": 60,
         "allowed_skew_seconds": 10,
+        # additions to the contract (docs/pos-api.md section 6)
+        "card_floor_limit_fen": 2000,
+        "revocation_list_path": "/pos/v1/card-revocations",
     }
     # Asking again does not create another key.
     client.get("/pos/v1/keys")

@@ -17,19 +17,19 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from mall.entities.services import ensure_village_subjects
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from mall.audit.models import AuditEntry
+from mall.entities.services import ensure_village_subjects
 from mall.errors import Forbidden, NotFound
 from mall.points import rules as rule_services
 from mall.points import services as points
 from mall.points.models import EarningRule, PointBatch
 from mall.regions import services as regions
-from mall.users import policy
 from mall.staff import services as users
+from mall.users import policy
 from mall.users.models import User
 from mall.villages import assessment, workflow
 from mall.villages.models import OPEN_APPLICATION_STATUSES, CreditVillageApplication

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from mall.benefits.models import Benefit, BenefitUse
 from mall.catalog.services import create_goods
 from mall.clock import utcnow
-from mall.codes.services import card_code, issue_card, sign_dynamic_code
+from mall.codes.services import card_code, issue_card, report_lost, sign_dynamic_code
 from mall.extensions import db
 from mall.ledger.models import Account
 from mall.partners.models import Partner
@@ -153,9 +153,14 @@ def test_last_items_of_stock(committed: Flask) -> None:
 
 
 def test_offline_batch_uploaded_twice_at_once(committed: Flask) -> None:
+    """Six uploads of one batch at once: each record applied once, every upload answered
+    alike. Among them a sale on a card reported lost after it (the terminal not seen since
+    before): honoured by whichever upload came first, though that upload is a contact after
+    the report that would refuse the sale to any later upload judging it anew."""
     ctx = _setup(committed, integrity_fen=100_000)
     at = utcnow() - timedelta(minutes=10)
     session = db.session()
+    card = issue_card(session, ctx["household"], now=at - timedelta(hours=1))
     records = [
         {
             "local_id": f"L{i}",
@@ -166,17 +171,25 @@ def test_offline_batch_uploaded_twice_at_once(committed: Flask) -> None:
         }
         for i in range(5)
     ]
+    records.append({**records[0], "local_id": "CARD", "code": card_code(session, card)})
+    report_lost(session, ctx["household"], now=at + timedelta(minutes=5))
     session.commit()
     bodies = [{"batch_id": f"B{n}", "records": records} for n in range(6)]
     results = _parallel(committed, ctx, bodies, "/pos/v1/offline-batches")
     assert all(s == 200 for s, _ in results), results
     first = results[0][1]["results"]
     assert all(b["results"] == first for _, b in results)
-    assert [r["status"] for r in first] == ["applied"] * 5
+    assert [r["status"] for r in first] == ["applied"] * 6
     db.session.remove()
-    assert db.session.scalar(select(func.count()).select_from(OfflineRecord)) == 5
-    assert db.session.scalar(select(func.count()).select_from(Payment)) == 5
-    assert available_balances(db.session(), ctx["household"])[0] == 100_000 - 500
+    assert db.session.scalar(select(func.count()).select_from(OfflineRecord)) == 6
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 6
+    assert available_balances(db.session(), ctx["household"])[0] == 100_000 - 600
+    # once more, after all of them: the stored answers, nothing applied again
+    [(status, again)] = _parallel(
+        committed, ctx, [bodies[0] | {"batch_id": "B9"}], "/pos/v1/offline-batches"
+    )
+    assert (status, again["results"]) == (200, first)
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 6
 
 
 def _limited_benefit(ctx: dict[str, Any], **terms: Any) -> int:

@@ -24,6 +24,18 @@ class OfflinePolicySchema(Schema):
     floor_limit_fen = fields.Integer()
     code_lifetime_seconds = fields.Integer()
     allowed_skew_seconds = fields.Integer()
+    card_floor_limit_fen = fields.Integer(
+        metadata={
+            "description": "of floor_limit_fen, what card codes (no PIN offline) may take per "
+            "household per business day; 0: no discount on card codes offline"
+        }
+    )
+    revocation_list_path = fields.String(
+        metadata={
+            "description": "the signed endpoint of the card revocation list; a till that "
+            "sells offline on card codes keeps it and checks every card against it"
+        }
+    )
 
 
 class JwksSchema(Schema):

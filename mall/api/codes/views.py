@@ -36,6 +36,11 @@ def pos_keys() -> tuple[dict[str, Any], int, dict[str, str]]:
         "keys": _current_jwks(),
         "offline_policy": {
             "floor_limit_fen": policy.offline_floor_limit_fen(),
+            # Additions to the contract (docs/pos-api.md section 6).
+            "card_floor_limit_fen": min(
+                policy.offline_card_floor_limit_fen(), policy.offline_floor_limit_fen()
+            ),
+            "revocation_list_path": "/pos/v1/card-revocations",
             "code_lifetime_seconds": policy.code_lifetime_seconds(),
             "allowed_skew_seconds": policy.allowed_skew_seconds(),
         },
