@@ -41,6 +41,14 @@ def integrity_share(payment: Payment, refund_amount_fen: int) -> int:
     return min(share, outstanding)
 
 
+def may_refund(payment: Payment) -> bool:
+    """Whether `refund_payment` would accept a refund of what is left of `payment`."""
+    return payment.status == "completed" and (
+        payment.amount_fen > payment.refunded_amount_fen
+        or any(i.qty > i.refunded_qty for i in payment.items)
+    )
+
+
 def refund_payment(
     session: Session,
     payment: Payment,

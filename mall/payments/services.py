@@ -564,20 +564,40 @@ def open_business_date(session: Session, partner_id: int, day: date) -> date:
     return first_open_date(session, partner_id, day)
 
 
+def why_not_voidable(
+    session: Session, payment: Payment, *, lock: bool = True
+) -> dict[str, str] | None:
+    """Why `payment` cannot be voided (the details of `invalid_state`), or None if it can: an
+    authorised payment always can; a completed one only if it was taken online, has no
+    refunds and its business day is not settled. `lock=False` asks without the partner's
+    share lock, for a page deciding whether to offer the button."""
+    if payment.status == "authorized":
+        return None
+    if payment.status != "completed" or payment.origin != "online" or payment.refunds:
+        return {"status": payment.status}
+    if is_closed(session, payment.partner_id, payment.business_date, lock=lock):
+        return {"reason": "settled"}
+    return None
+
+
+def may_void(session: Session, payment: Payment) -> bool:
+    """Whether `void_payment` would accept `payment` now (what the till shows)."""
+    return why_not_voidable(session, payment, lock=False) is None
+
+
 def void_payment(session: Session, payment: Payment, *, actor: str) -> Payment:
     """Undo an authorised payment, or a completed one whose day is not settled and which
     has no refunds; restores integrity money, points and stock."""
     _lock_payment(session, payment)
     t = payment.township_id
+    refusal = why_not_voidable(session, payment)
+    if refusal is not None:
+        raise Conflict("invalid_state", details=refusal)
     if payment.status == "authorized":
         for hold_id in (payment.integrity_hold_id, payment.points_hold_id):
             if hold_id is not None:
                 void_hold(session, township_id=t, hold_id=hold_id, actor=actor)
-    elif payment.status == "completed":
-        if payment.origin != "online" or payment.refunds:
-            raise Conflict("invalid_state", details={"status": payment.status})
-        if business_date_settled(session, payment.partner_id, payment.business_date):
-            raise Conflict("invalid_state", details={"reason": "settled"})
+    else:
         for entry_id, what in (
             (payment.integrity_entry_id, "integrity"),
             (payment.points_entry_id, "points"),
@@ -592,8 +612,6 @@ def void_payment(session: Session, payment: Payment, *, actor: str) -> Payment:
                     idempotency_key=f"pay:{payment.public_id}:void:{what}",
                     business_date=payment.business_date,
                 )
-    else:
-        raise Conflict("invalid_state", details={"status": payment.status})
     _restore_items(session, payment)
     payment.status = "voided"
     payment.voided_at = utcnow()

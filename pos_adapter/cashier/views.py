@@ -511,12 +511,9 @@ def _receipt(
     integrity, points = services.available_balances(s, subject)
     holder = services.holder_view(s, subject)
     refundable_fen = payment.amount_fen - payment.refunded_amount_fen
-    can_refund = payment.status == "completed" and (
-        refundable_fen > 0 or any(i.qty > i.refunded_qty for i in payment.items)
-    )
-    can_void = payment.status == "authorized" or (
-        payment.status == "completed" and payment.origin == "online" and not payment.refunds
-    )
+    # The payment services' own rules: a button shows exactly where the service accepts.
+    can_refund = refunds.may_refund(payment)
+    can_void = services.may_void(s, payment)
     return (
         render_template(
             "cashier/receipt.html",

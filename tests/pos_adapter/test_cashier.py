@@ -472,3 +472,31 @@ def test_day_statement_and_csv(cashier: Cashier, world: World, session: Session)
     assert "net_payable_fen,1700" in csv.get_data(as_text=True)
     day = cashier.client.get("/cashier/day").get_data(as_text=True)
     assert day.count("/cashier/payments/pay_") == 2
+
+
+def test_the_till_offers_no_void_once_the_day_is_settled(
+    cashier: Cashier, world: World, session: Session
+) -> None:
+    """Issue 20: the till decided `can_void` itself, without the service's "day already
+    settled" rule, so it showed a button the service refused. It now asks the service."""
+    from datetime import timedelta
+
+    from mall.errors import Conflict
+    from mall.payments.services import may_void, void_payment
+    from mall.settlement.closing import close_statement
+
+    payment = _paid(cashier, world, session, "10")
+    receipt = f"/cashier/payments/{payment.public_id}"
+    assert "撤销交易" in cashier.client.get(receipt).get_data(as_text=True)
+    yesterday = payment.business_date - timedelta(days=1)
+    payment.business_date = yesterday
+    township = session.get_one(Region, world.partner.township_id)
+    close_statement(
+        session, make_user(session, "township_admin", township), world.partner, yesterday
+    )
+    session.commit()
+    assert may_void(session, payment) is False
+    assert "撤销交易" not in cashier.client.get(receipt).get_data(as_text=True)
+    with pytest.raises(Conflict) as refused:
+        void_payment(session, payment, actor="test")
+    assert refused.value.details == {"reason": "settled"}
