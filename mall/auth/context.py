@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from mall.auth import idempotency, tokens
 from mall.auth.services import FARMER_LOGIN_BLOCKED_STATUSES, session_version
+from mall.auth.sessions import generation_matches
 from mall.clock import utcnow
 from mall.errors import Forbidden, Unauthorized, ValidationFailed
 from mall.extensions import csrf, db
@@ -48,9 +49,16 @@ def bearer_token() -> str | None:
 
 
 def farmer_from_token(token: str) -> CreditSubject:
+    """The household of a farmer access token. Refused once the household's logins have been
+    ended after the token was issued (its `gen` claim is not the row's session generation:
+    mall.auth.sessions), compared on the row this loads anyway."""
     claims = tokens.decode(token, tokens.FARMER_ACCESS)
     subject = db.session.scalar(select(CreditSubject).where(CreditSubject.ref == claims["sub"]))
-    if subject is None or subject.status in FARMER_LOGIN_BLOCKED_STATUSES:
+    if (
+        subject is None
+        or subject.status in FARMER_LOGIN_BLOCKED_STATUSES
+        or not generation_matches(subject, claims.get("gen"))
+    ):
         raise Unauthorized("invalid_token")
     return subject
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mall.audit import services as audit
+from mall.auth.sessions import end_household_sessions
 from mall.db import add_unique
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.regions.models import Region
@@ -125,11 +126,20 @@ def find_by_id_number(session: Session, id_number: str) -> CreditSubject | None:
     return session.scalar(select(CreditSubject).where(CreditSubject.id_number_bidx == bidx))
 
 
+# Entering these ends every login of the household (a frozen one may log in again, to read).
+SESSION_ENDING_STATUSES = {"frozen": "status_frozen", "revoked": "status_revoked"}
+
+
 def set_status(session: Session, subject: CreditSubject, status: str) -> None:
+    """Set the household's status. Freezing or revoking it ends its logins (mall.auth.sessions):
+    a login or code obtained before is refused from then on."""
     if status not in SUBJECT_STATUSES:
         raise ValidationFailed(details={"fields": {"status": list(SUBJECT_STATUSES)}})
+    changed = subject.status != status
     subject.status = status
     session.flush()
+    if changed and status in SESSION_ENDING_STATUSES:
+        end_household_sessions(session, subject, SESSION_ENDING_STATUSES[status])
 
 
 REVEALABLE = {"name": "name_enc", "id_number": "id_number_enc", "phone": "phone_enc"}
