@@ -5,15 +5,15 @@ Every farmer access and refresh token and every /m/ page session carries the gen
 issued under; one without it is refused, so after this upgrade every farmer logs in once more
 (a login that survived an earlier PIN change cannot live on).
 
-Revision ID: 1400
-Revises: 1300
+Revision ID: 1500
+Revises: 1400
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "1400"
-down_revision = "1300"
+revision = "1500"
+down_revision = "1400"
 branch_labels = None
 depends_on = None
 
