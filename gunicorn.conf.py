@@ -6,10 +6,14 @@ line), and the errors it answers without the app (a request line over 4 KB, head
 large, a malformed request) use the service's JSON error envelope instead of an HTML page.
 """
 
+import importlib.util
 import json
 import multiprocessing
 import os
 import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import gunicorn.util
 from gunicorn.glogging import Logger
@@ -76,3 +80,26 @@ def write_json_error(sock, status_int, reason, mesg):
 # gunicorn's workers call util.write_error for these answers and offer no hook for them.
 gunicorn.util.write_error = write_json_error
 preload_app = False
+
+
+def _mall_config() -> ModuleType:
+    """mall/config.py on its own (standard library only): importing the `mall` package would
+    load the whole app into the master, which preload_app=False keeps out of it."""
+    path = Path(__file__).resolve().parent / "mall" / "config.py"
+    spec = importlib.util.spec_from_file_location("_mall_config_for_gunicorn", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def on_starting(server: Any) -> None:
+    """Before any worker starts: production refuses rate limits counted per worker process
+    (RATELIMIT_STORAGE_URI=memory:// with more than one worker). gunicorn prints the error
+    and exits with status 1."""
+    config = _mall_config()
+    try:
+        config.check_shared_rate_limits(os.environ, server.cfg.workers)
+    except config.ConfigError as exc:
+        raise RuntimeError(str(exc)) from None

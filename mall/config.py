@@ -1,13 +1,19 @@
 """Configuration read explicitly from the environment.
 
 Every setting has one name, one default and one place where it is read. Production mode
-(`MALL_ENV=production`) refuses to start while any secret is missing or still the default.
+(`MALL_ENV=production`) refuses to start while any secret is missing or still the default,
+and gunicorn (gunicorn.conf.py) refuses to start several production workers that would each
+count rate limits on their own (`check_shared_rate_limits`).
+
+Only the standard library here: gunicorn.conf.py loads this file by itself, in the master,
+without importing the app.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 # Development defaults: fine for a laptop, refused in production.
@@ -18,6 +24,8 @@ _DEV_ENCRYPTION_KEY = base64.urlsafe_b64encode(b"dev-encryption-key-32-bytes!!!!
 _DEV_BLIND_INDEX_KEY = "dev-blind-index-key-not-for-production"
 
 ROOT = Path(__file__).resolve().parent.parent
+# Flask-Limiter's counters in each process's memory: right for one process only.
+DEFAULT_RATELIMIT_STORAGE_URI = "memory://"
 
 
 class ConfigError(RuntimeError):
@@ -81,11 +89,12 @@ class Config:
         # Rate limits (mall/http/ratelimits.py). "memory://" counts per process: with several
         # gunicorn workers use Redis, e.g. RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0.
         self.RATELIMIT_ENABLED = e.get("RATELIMIT_ENABLED", "1") == "1"
-        self.RATELIMIT_STORAGE_URI = e.get("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_STORAGE_URI = e.get("RATELIMIT_STORAGE_URI", DEFAULT_RATELIMIT_STORAGE_URI)
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_KEY_PREFIX = e.get("RATELIMIT_KEY_PREFIX", "mall")
         self.RATELIMIT_TRUSTED_PROXIES = int(e.get("RATELIMIT_TRUSTED_PROXIES", "0"))
         self.RATELIMIT_LOGIN = e.get("RATELIMIT_LOGIN", "20/minute")
+        self.RATELIMIT_LOGIN_PHONE = e.get("RATELIMIT_LOGIN_PHONE", "5/minute;30/day")
         self.RATELIMIT_SCAN = e.get("RATELIMIT_SCAN", "600/minute")
         self.RATELIMIT_FARMER_CODE = e.get("RATELIMIT_FARMER_CODE", "30/minute")
         # POS request nonces (pos_adapter/nonces.py): "" keeps them in the database; a
@@ -125,3 +134,23 @@ class Config:
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+def check_shared_rate_limits(env: Mapping[str, str], workers: int) -> None:
+    """Refuse a production server of several worker processes whose rate limits are counted
+    in each process's memory: every worker would allow the whole limit on its own (with 3
+    workers, 90 dynamic codes a minute instead of 30, 3 times the login guesses). gunicorn
+    calls this before it starts the workers (gunicorn.conf.py, `on_starting`), since the app
+    cannot know how many there are. Shared storage (Redis) or a single worker passes."""
+    if env.get("MALL_ENV", "development") != "production" or workers <= 1:
+        return
+    if env.get("RATELIMIT_ENABLED", "1") != "1":
+        return  # no limits at all: nothing to count apart
+    uri = env.get("RATELIMIT_STORAGE_URI") or DEFAULT_RATELIMIT_STORAGE_URI
+    if uri.strip().lower().startswith("memory://"):
+        raise ConfigError(
+            f"refusing to start in production: RATELIMIT_STORAGE_URI={uri} counts rate limits"
+            f" in each worker process, and {workers} workers (GUNICORN_WORKERS) would each allow"
+            " the full limit; set RATELIMIT_STORAGE_URI to a shared store, e.g."
+            " redis://127.0.0.1:6379/0, or run one worker (GUNICORN_WORKERS=1)"
+        )

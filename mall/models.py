@@ -16,6 +16,7 @@ from mall.ratings import models as rating_models
 from mall.regions import models as region_models
 from mall.reservations import models as reservation_models
 from mall.settlement import models as settlement_models
+from mall.subjects import logins as login_models
 from mall.subjects import models as subject_models
 from mall.upstream import models as upstream_models
 from mall.users import models as user_models
@@ -30,6 +31,7 @@ __all__ = [
     "daybook_models",
     "entity_models",
     "ledger_models",
+    "login_models",
     "partner_models",
     "payment_models",
     "points_models",

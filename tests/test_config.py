@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from mall.config import Config, ConfigError
+from mall.config import Config, ConfigError, check_shared_rate_limits
 from mall.web.app import create_app
 
 
@@ -34,3 +34,35 @@ def test_defaults() -> None:
     assert config.DATABASE_URL.endswith("instance/mall.db")
     assert config.TIMEZONE == "Asia/Shanghai"
     assert config.BABEL_DEFAULT_LOCALE == "zh_CN"
+
+
+# --- rate limits shared by the workers (gunicorn.conf.py calls this before they start) -------
+
+
+PRODUCTION = {"MALL_ENV": "production"}
+
+
+@pytest.mark.parametrize("storage", [None, "", "memory://", "MEMORY://"])
+def test_production_refuses_per_process_rate_limits_with_several_workers(
+    storage: str | None,
+) -> None:
+    env = dict(PRODUCTION)
+    if storage is not None:
+        env["RATELIMIT_STORAGE_URI"] = storage
+    with pytest.raises(ConfigError) as info:
+        check_shared_rate_limits(env, 3)
+    assert "RATELIMIT_STORAGE_URI" in str(info.value)
+    assert "GUNICORN_WORKERS" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "workers"),
+    [
+        ({**PRODUCTION, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0"}, 3),
+        (PRODUCTION, 1),  # one process counts for itself correctly
+        ({**PRODUCTION, "RATELIMIT_ENABLED": "0"}, 3),  # nothing counted
+        ({}, 3),  # development
+    ],
+)
+def test_shared_or_single_process_rate_limits_pass(env: dict[str, str], workers: int) -> None:
+    check_shared_rate_limits(env, workers)

@@ -14,15 +14,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from werkzeug.test import TestResponse
 
 from mall.extensions import db
 from mall.http.extensions import limiter
 from mall.http.ratelimits import LIMITED
 from mall.partners.models import Terminal
 from mall.partners.services import create_terminal
+from tests.admin.pages_helpers import login_as, post
 from tests.auth.client import fresh_client
 from tests.conftest import create_scratch_database, make_test_app
-from tests.factories import PIN, make_county, make_household, make_partner
+from tests.factories import PIN, make_county, make_household, make_partner, make_user
 from tests.pos_adapter.conftest import Till
 
 
@@ -34,6 +36,7 @@ def limited_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
         url,
         RATELIMIT_ENABLED=True,
         RATELIMIT_LOGIN="3/minute",
+        RATELIMIT_LOGIN_PHONE="2/minute",
         RATELIMIT_SCAN="2/minute",
         RATELIMIT_FARMER_CODE="2/minute",
     )
@@ -74,15 +77,88 @@ def test_every_limited_endpoint_exists(limited_app: Flask) -> None:
 
 
 def test_farmer_login_is_limited_per_address(limited: FlaskClient) -> None:
-    body = {"phone": "13800000000", "pin": "000000"}
-    for _ in range(3):
+    # One phone after another, as a guesser spreads an address's tries over many phones.
+    for n in range(3):
+        body = {"phone": f"1380000000{n}", "pin": "000000"}
         assert limited.post("/api/v1/auth/farmer/login", json=body).status_code == 401
+    body = {"phone": "13800000003", "pin": "000000"}
     resp = limited.post("/api/v1/auth/farmer/login", json=body)
     _assert_rate_limited(resp)
     other = limited.post(
         "/api/v1/auth/farmer/login", json=body, environ_base={"REMOTE_ADDR": "10.0.0.9"}
     )
     assert other.status_code == 401
+
+
+def _page_login(
+    client: FlaskClient, phone: str, pin: str, address: str = "127.0.0.1"
+) -> TestResponse:
+    env = {"REMOTE_ADDR": address}
+    token = _csrf(client.get("/m/login", environ_base=env).get_data(as_text=True))
+    return client.post(
+        "/m/login", data={"phone": phone, "pin": pin, "csrf_token": token}, environ_base=env
+    )
+
+
+def _api_login(
+    client: FlaskClient, phone: str, pin: str, address: str = "127.0.0.1"
+) -> TestResponse:
+    return client.post(
+        "/api/v1/auth/farmer/login",
+        json={"phone": phone, "pin": pin},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_an_address_has_one_farmer_login_allowance_for_the_api_and_the_page(
+    limited: FlaskClient,
+) -> None:
+    assert _api_login(limited, "13800000010", "000000").status_code == 401
+    assert _page_login(limited, "13800000011", "000000").status_code == 401
+    assert _api_login(limited, "13800000012", "000000").status_code == 401
+    page = _page_login(limited, "13800000013", "000000")
+    assert page.status_code == 429  # a page for the farmer, not JSON
+    assert int(page.headers["Retry-After"]) >= 0
+    assert "请求过于频繁" in page.get_data(as_text=True)
+    _assert_rate_limited(_api_login(limited, "13800000014", "000000"))
+    assert _api_login(limited, "13800000014", "000000", "10.0.0.9").status_code == 401
+
+
+def test_a_phone_has_one_login_allowance_across_addresses_paths_and_spellings(
+    limited: FlaskClient,
+) -> None:
+    s = db.session()
+    county = make_county(s, townships=1, villages_per_township=1)
+    make_household(s, county.villages[0], phone="13911110000")
+    s.commit()
+    assert _api_login(limited, "13911110000", "000000", "10.0.1.1").status_code == 401
+    assert _page_login(limited, "139 1111 0000", "000000", "10.0.1.2").status_code == 401
+    _assert_rate_limited(_api_login(limited, "139-1111-0000", "000000", "10.0.1.3"))
+    # over the allowance even the right PIN waits, from any address and on either path
+    _assert_rate_limited(_api_login(limited, "１３９１１１１００００", PIN, "10.0.1.4"))
+    assert _page_login(limited, "13911110000", PIN, "10.0.1.5").status_code == 429
+    # another phone from the same address is not held up
+    assert _api_login(limited, "13911110001", "000000", "10.0.1.3").status_code == 401
+    # the limiter's storage holds no phone number
+    keys = " ".join(str(k) for k in getattr(limiter.storage, "storage", {}))
+    assert "phone:" in keys
+    assert "13911110000" not in keys
+
+
+def test_an_admin_pin_unlock_gives_the_phone_its_logins_back(limited: FlaskClient) -> None:
+    s = db.session()
+    county = make_county(s, townships=1, villages_per_township=1)
+    household = make_household(s, county.villages[0], phone="13922220000")
+    admin = make_user(s, "township_admin", county.townships[0])
+    s.commit()
+    for _ in range(2):
+        assert _api_login(limited, "13922220000", "000000", "10.0.2.1").status_code == 401
+    _assert_rate_limited(_api_login(limited, "13922220000", PIN, "10.0.2.2"))
+    staff = fresh_client(limited.application)
+    login_as(staff, admin)
+    resp = post(staff, f"/admin/households/{household.ref}/pin", {"confirm": "y"})
+    assert resp.status_code == 302
+    assert _api_login(limited, "13922220000", PIN, "10.0.2.2").status_code == 200
 
 
 def test_staff_login_api_is_limited(limited: FlaskClient) -> None:

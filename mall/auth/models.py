@@ -1,44 +1,15 @@
-"""Refresh tokens (rotated, grouped in families) and the login throttle."""
+"""The login throttle and the staff API's idempotency keys (a household's refresh tokens are in
+mall.subjects.logins)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.db import Base
 from mall.models_common import BigId
-from mall.subjects.models import CreditSubject
-
-
-class RefreshToken(Base):
-    """One issued refresh token, known by the `jti` of its signed JWT.
-
-    We keep the jti, not a hash of the token: the token is an HS256 JWT, so a leaked row
-    (or the whole table) cannot be turned into a usable token without JWT_SECRET, and the
-    jti is a random 128-bit value that says nothing about its holder. Every rotation stays
-    in the same `family_id`; presenting a retired token revokes the whole family.
-    """
-
-    __tablename__ = "refresh_tokens"
-    __table_args__ = (CheckConstraint("expires_at > issued_at", name="expiry_after_issue"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    jti: Mapped[str] = mapped_column(String(32), unique=True)
-    family_id: Mapped[str] = mapped_column(String(32), index=True)
-    subject_id: Mapped[int] = mapped_column(
-        ForeignKey("credit_subjects.id", ondelete="CASCADE"), index=True
-    )
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Set when the token was exchanged for a new pair (rotation).
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    replaced_by: Mapped[str | None] = mapped_column(String(32))
-    # Set by logout, by reuse detection, or when the household was revoked.
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    subject: Mapped[CreditSubject] = relationship()
 
 
 class LoginThrottle(Base):

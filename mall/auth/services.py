@@ -9,22 +9,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import structlog
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mall.auth import tokens
-from mall.auth.models import RefreshToken
+from mall.auth.models import LoginThrottle
 from mall.auth.throttle import guarded_login, throttle_key
 from mall.clock import as_aware, utcnow
+from mall.db import lock_row
 from mall.errors import Unauthorized
 from mall.security.passwords import hash_password, hash_pin, verify_password, verify_pin
+from mall.subjects.logins import RefreshToken, end_household_sessions, generation_matches
 from mall.subjects.models import CreditSubject
-from mall.subjects.services import find_by_phone
+from mall.subjects.services import find_by_phone, plain_value
 from mall.users.models import User
 
 log = structlog.get_logger(__name__)
@@ -78,17 +82,52 @@ def authenticate_farmer(session: Session, phone: str, pin: str) -> CreditSubject
     return guarded_login(session, throttle_key("farmer", phone), attempt)
 
 
+# What else counts login attempts per phone, outside the database: the web layer's rate limit
+# (mall.http.ratelimits), which the composition root registers here. The domain knows no channel.
+_PHONE_UNLOCK_HOOKS: dict[str, Callable[[str], None]] = {}
+
+
+def on_phone_unlocked(name: str, hook: Callable[[str], None]) -> None:
+    """Call `hook(phone)` whenever an admin gives a phone its login back (by name: registering
+    again replaces)."""
+    _PHONE_UNLOCK_HOOKS[name] = hook
+
+
+def unlock_farmer_login(session: Session, subject: CreditSubject) -> None:
+    """Give the household's phone its login back: the lockout's record (`mall.auth.throttle`)
+    and every per-phone counter registered with `on_phone_unlocked` (the web layer's rate
+    limit). For an admin who reset or unlocked the household's PIN after checking who they are:
+    a stranger who spent the phone's allowance must not keep the household out until the
+    window ends."""
+    phone = plain_value(subject, "phone")
+    if phone is None:
+        return
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == throttle_key("farmer", phone)))
+    session.flush()
+    for hook in _PHONE_UNLOCK_HOOKS.values():
+        hook(phone)
+
+
 def issue_farmer_tokens(
     session: Session, subject: CreditSubject, family_id: str | None = None
 ) -> TokenPair:
+    """A new access and refresh token for the household, under its current session generation
+    (`gen`, see mall.subjects.logins): in a new family, or rotated within `family_id`."""
     at = utcnow()
     family_id = family_id or secrets.token_hex(16)
-    access = tokens.encode(tokens.FARMER_ACCESS, subject.ref, tokens.access_token_seconds(), now=at)
+    gen = subject.session_gen
+    access = tokens.encode(
+        tokens.FARMER_ACCESS,
+        subject.ref,
+        tokens.access_token_seconds(),
+        extra={"gen": gen},
+        now=at,
+    )
     refresh = tokens.encode(
         tokens.REFRESH,
         subject.ref,
         tokens.refresh_token_seconds(),
-        extra={"fam": family_id},
+        extra={"fam": family_id, "gen": gen},
         now=at,
     )
     session.add(
@@ -113,24 +152,31 @@ def revoke_family(session: Session, family_id: str) -> None:
     session.flush()
 
 
-def _stored_refresh(session: Session, token: object) -> RefreshToken:
+def _stored_refresh(session: Session, token: object) -> tuple[RefreshToken, dict[str, Any]]:
     claims = tokens.decode(token, tokens.REFRESH)
     row = session.scalar(
         select(RefreshToken).where(RefreshToken.jti == claims["jti"]).with_for_update()
     )
     if row is None or row.family_id != claims.get("fam") or row.subject.ref != claims["sub"]:
         raise Unauthorized("invalid_token")
-    return row
+    return row, claims
 
 
 def refresh(session: Session, token: object) -> TokenPair:
     """Exchange a live refresh token for a new pair in the same family.
 
     A token that was already exchanged or revoked means two parties hold it (one of them
-    a thief): the whole family is revoked, so the thief's rotated tokens die as well.
+    a thief): the whole family is revoked, so the thief's rotated tokens die as well. A token
+    of an ended session generation (PIN changed, card lost, frozen, logged out: see
+    mall.subjects.logins) is refused, even if its row was written after the end was.
     """
-    row = _stored_refresh(session, token)
+    row, claims = _stored_refresh(session, token)
     at = utcnow()
+    if not generation_matches(row.subject, claims.get("gen")):
+        # Ended (mall.subjects.logins), not stolen: no reuse warning. Revoked here too in case
+        # the row was written after the end revoked the household's rows.
+        revoke_family(session, row.family_id)
+        raise Unauthorized("invalid_token", keeps_changes=True)
     if row.used_at is not None or row.revoked_at is not None:
         log.warning("refresh_token_reuse", family_id=row.family_id, subject_id=row.subject_id)
         revoke_family(session, row.family_id)
@@ -148,9 +194,22 @@ def refresh(session: Session, token: object) -> TokenPair:
 
 
 def logout(session: Session, token: object) -> None:
-    """Revoke the family of a refresh token (the app's "log out")."""
-    row = _stored_refresh(session, token)
-    revoke_family(session, row.family_id)
+    """The app's "log out": ends every login of the household, on every device (its refresh
+    families, the access tokens issued from them, its /m/ page sessions; see
+    mall.subjects.logins), not only this device's family. A household has one credential, its
+    phone and PIN, shared by whoever uses the app for it, and a per-device logout could not
+    end the access token of that device without a lookup on every request.
+
+    A token of a login that has ended already (an older generation, or a revoked family) ends
+    nothing more: a dead token cannot log the household out again and again.
+    """
+    row, claims = _stored_refresh(session, token)
+    # The household's row locked and read again: a PIN change (or another logout) committed
+    # meanwhile has ended this token, and then this logout must not end the logins it gave.
+    lock_row(session, row.subject)
+    if row.revoked_at is not None or not generation_matches(row.subject, claims.get("gen")):
+        return
+    end_household_sessions(session, row.subject, "logout")
 
 
 # --- staff ---------------------------------------------------------------------------------

@@ -40,6 +40,19 @@ def throttle_key(kind: str, identifier: str) -> str:
     return sealer().blind_index(f"{kind}:{identifier}", "login")
 
 
+def form_phone(raw: str) -> str:
+    """The phone number of the farmer login page's form: its digits (people type spaces and
+    dashes). The API takes the phone as sent; both are looked up after `normalise`."""
+    return "".join(ch for ch in raw if ch.isdigit())[:20]
+
+
+def phone_limit_key(phone: str) -> str:
+    """The per-phone rate limit's key (mall.http.ratelimits): a keyed hash of the phone as the login
+    looks it up (normalised, as `find_by_phone` does), so every spelling of one number and
+    every login path count together, and the limiter's storage holds no phone number."""
+    return "phone:" + sealer().blind_index(phone, "login_limit")
+
+
 def _locked(seconds: int) -> TooManyRequests:
     return TooManyRequests(
         "login_locked", details={"retry_after_seconds": max(seconds, 1)}, keeps_changes=True

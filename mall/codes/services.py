@@ -20,6 +20,7 @@ import jwt
 from sqlalchemy import DateTime, String, Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
+from mall.auth.services import unlock_farmer_login
 from mall.clock import as_aware, business_date, utcnow
 from mall.codes import keys, policy, revocations
 from mall.codes.models import IntegrityCard, UsedDynamicCode
@@ -30,6 +31,7 @@ from mall.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable, Vali
 from mall.ledger.models import HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, Account
 from mall.regions.models import Region
 from mall.security.passwords import hash_pin, pin_is_acceptable, verify_pin
+from mall.subjects.logins import end_household_sessions
 from mall.subjects.models import CreditSubject
 
 CODE_VERSION = 1
@@ -430,11 +432,14 @@ def issue_card(
 def report_lost(
     session: Session, subject: CreditSubject, *, now: datetime | None = None
 ) -> IntegrityCard:
-    """Revoke the household's card at once. No active card: not_found."""
+    """Revoke the household's card at once, and end every login of the household (whoever
+    has the card may have its PIN too). No active card: not_found."""
     card = active_card(session, subject)
     if card is None:
         raise NotFound(details={"card": "none active"})
-    return revoke_card(session, card, "lost", now=now)
+    revoke_card(session, card, "lost", now=now)
+    end_household_sessions(session, subject, "card_lost")
+    return card
 
 
 # ---------------------------------------------------------------- PIN
@@ -502,14 +507,18 @@ def check_code_pin(
         check_card_pin(session, verified.subject, pin, now=now)
 
 
-def set_pin(session: Session, subject: CreditSubject, new_pin: str) -> None:
-    """Set the household PIN: 6 digits, not all the same, not a run (pin_too_weak, 400)."""
+def set_pin(
+    session: Session, subject: CreditSubject, new_pin: str, *, reason: str = "pin_changed"
+) -> None:
+    """Set the household PIN: 6 digits, not all the same, not a run (pin_too_weak, 400).
+    Every login of the household ends (mall.subjects.logins): whoever knew the old PIN is out."""
     if not isinstance(new_pin, str) or not pin_is_acceptable(new_pin):
         raise ValidationFailed("pin_too_weak", details={"fields": {"new_pin": ["weak"]}})
     subject.pin_hash = hash_pin(new_pin)
     subject.pin_failed_count = 0
     subject.pin_locked_until = None
     session.flush()
+    end_household_sessions(session, subject, reason)
 
 
 def change_pin(
@@ -530,20 +539,23 @@ def change_pin(
 def admin_reset_pin(
     session: Session, subject: CreditSubject, new_pin: str | None = None
 ) -> dict[str, Any]:
-    """An admin unlocks the PIN and optionally sets a new one. Returns what changed (for the
-    audit record; never the PIN itself)."""
+    """An admin unlocks the PIN and optionally sets a new one, which ends every login of the
+    household (an unlock alone changes no credential and ends none). Either way the phone's
+    login lockout and login rate limit are lifted too. Returns what changed (for the audit
+    record; never the PIN itself)."""
     changes: dict[str, Any] = {
         "failed_count_before": subject.pin_failed_count,
         "was_locked": subject.pin_locked_until is not None,
         "pin_set": False,
     }
     if new_pin is not None:
-        set_pin(session, subject, new_pin)
+        set_pin(session, subject, new_pin, reason="pin_reset")
         changes["pin_set"] = True
     else:
         subject.pin_failed_count = 0
         subject.pin_locked_until = None
         session.flush()
+    unlock_farmer_login(session, subject)
     return changes
 
 

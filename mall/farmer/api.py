@@ -7,7 +7,9 @@ from typing import Any
 
 from flask import Response, g
 from flask.views import MethodView
+from sqlalchemy.orm import Session
 
+from mall.auth.services import issue_farmer_tokens
 from mall.codes import qr
 from mall.extensions import db
 from mall.farmer import services
@@ -24,6 +26,7 @@ from mall.farmer.schemas import (
     FarmerPartnerArgs,
     FarmerPartnerList,
     FarmerPinChange,
+    FarmerPinChangedOut,
     FarmerRatingList,
     FarmerTransactionArgs,
     FarmerTransactionPage,
@@ -145,14 +148,17 @@ class MyPin(MethodView):
     @require_farmer
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(FarmerPinChange)
-    @blp.response(204)
+    @blp.response(200, FarmerPinChangedOut)
     @blp.alt_response(400, description="validation_error, pin_too_weak")
     @blp.alt_response(403, description="pin_invalid, pin_locked")
-    def put(self, body: dict[str, str]) -> None:
-        """Change the PIN: the old one is checked (5 wrong: locked 30 minutes)."""
+    def put(self, body: dict[str, str]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Change the PIN: the old one is checked (5 wrong: locked 30 minutes). Every login of
+        the household ends, on every device; this device's new login is in the answer."""
         session = db.session()
         services.change_pin(session, g.subject, body["old_pin"], body["new_pin"])
+        login = _new_login(session)
         session.commit()
+        return login, 200, NO_STORE
 
 
 @blp.route("/me/card/report-lost")
@@ -162,11 +168,23 @@ class MyCardLost(MethodView):
     @blp.alt_response(404, description="not_found: no active card")
     @require_farmer
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
-        """Revoke the printed card at once (its code stops working at every till)."""
+        """Revoke the printed card at once (its code stops working at every till). Every login
+        of the household ends, on every device; this device's new login is in the answer."""
         session = db.session()
         result = services.report_card_lost(session, g.subject)
+        result |= _new_login(session)
         session.commit()
         return result, 200, NO_STORE
+
+
+def _new_login(session: Session) -> dict[str, Any]:
+    """A login for the caller's device after its household's logins were ended."""
+    pair = issue_farmer_tokens(session, g.subject)
+    return {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "expires_in": pair.expires_in,
+    }
 
 
 @blp.route("/me/ratings")

@@ -5,16 +5,15 @@ that arrives already filled in (no second round trip for data on a slow rural co
 nothing to render in JavaScript on a low-end phone), and the credential is an HttpOnly,
 SameSite=Lax signed cookie that page scripts cannot read, so an injected script could not
 carry it off. Every POST carries the CSRF token (Flask-WTF `csrf.protect()`). The session
-holds the household's opaque ref, the login time and a keyed fingerprint of the PIN hash,
-so changing the PIN ends the other sessions. Only the live code page and the history's
-"more" button use a few lines of JavaScript (static/farmer.js, no build step).
+holds the household's opaque ref, the login time and the household's session generation, so
+a PIN change, a lost card, a freeze or a logout on any device ends it (mall.subjects.logins).
+Only the live code page and the history's "more" button use a few lines of JavaScript
+(static/farmer.js, no build step).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -34,11 +33,13 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale, gettext
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from mall.auth.services import FARMER_LOGIN_BLOCKED_STATUSES, authenticate_farmer
+from mall.auth.throttle import form_phone
 from mall.clock import as_aware, local_zone, utcnow
 from mall.codes import qr
 from mall.codes.services import PinRejected
@@ -55,6 +56,8 @@ from mall.extensions import db
 from mall.farmer import services
 from mall.http.auth import SAFE_METHODS
 from mall.http.extensions import csrf, remember_requested_lang
+from mall.http.ratelimits import rate_limited
+from mall.subjects.logins import end_household_sessions, generation_matches
 from mall.subjects.models import CreditSubject
 
 P = ParamSpec("P")
@@ -71,7 +74,7 @@ bp = Blueprint(
 
 SESSION_REF = "farmer_ref"
 SESSION_AT = "farmer_at"
-SESSION_PV = "farmer_pv"
+SESSION_GEN = "farmer_gen"
 DEFAULT_FARMER_SESSION_SECONDS = 7 * 86400
 CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -82,11 +85,6 @@ CSP = (
 # ---------------------------------------------------------------- session
 
 
-def _pin_fingerprint(subject: CreditSubject) -> str:
-    key = str(current_app.config["SECRET_KEY"]).encode()
-    return hmac.new(key, (subject.pin_hash or "").encode(), hashlib.sha256).hexdigest()[:16]
-
-
 def _session_seconds() -> int:
     return int(current_app.config.get("FARMER_SESSION_SECONDS", DEFAULT_FARMER_SESSION_SECONDS))
 
@@ -95,7 +93,7 @@ def start_farmer_session(subject: CreditSubject) -> None:
     session.clear()  # nothing kept from before (no session fixation)
     session[SESSION_REF] = subject.ref
     session[SESSION_AT] = int(utcnow().timestamp())
-    session[SESSION_PV] = _pin_fingerprint(subject)
+    session[SESSION_GEN] = subject.session_gen
 
 
 def farmer_from_session() -> CreditSubject | None:
@@ -109,7 +107,7 @@ def farmer_from_session() -> CreditSubject | None:
         or subject.status in FARMER_LOGIN_BLOCKED_STATUSES
         or not isinstance(login_at, int)
         or utcnow().timestamp() - login_at > _session_seconds()
-        or not hmac.compare_digest(str(session.get(SESSION_PV, "")), _pin_fingerprint(subject))
+        or not generation_matches(subject, session.get(SESSION_GEN))
     ):
         session.clear()
         return None
@@ -199,6 +197,15 @@ def _csrf_failed(_exc: CSRFError) -> tuple[str, int]:
     return _error_page(400, gettext("页面已过期,请返回刷新后重试"))
 
 
+@bp.errorhandler(RateLimitExceeded)
+def _rate_limited(exc: RateLimitExceeded) -> Any:
+    # The login form answers a page; the live code's JSON keeps the envelope (Retry-After
+    # is added by Flask-Limiter either way).
+    if request.endpoint == "farmer_pages.code_json":
+        return rate_limited(exc)
+    return _error_page(429, gettext("请求过于频繁,请稍后再试"))
+
+
 @bp.errorhandler(DomainError)
 def _domain_error(exc: DomainError) -> tuple[str, int]:
     return _error_page(exc.status, str(error_body(exc.code)["error"]["message"]))
@@ -233,7 +240,7 @@ def login() -> Any:
     error, status = None, 200
     phone = ""
     if request.method == "POST":
-        phone = "".join(ch for ch in request.form.get("phone", "") if ch.isdigit())[:20]
+        phone = form_phone(request.form.get("phone", ""))
         pin = request.form.get("pin", "").strip()[:32]
         if not phone or not pin:
             error, status = gettext("请填写手机号和密码"), 400
@@ -255,6 +262,11 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """Log out everywhere, as the API's logout does (mall.auth.services.logout): this page
+    session, the household's other page sessions and its app logins."""
+    if g.subject is not None:
+        end_household_sessions(db.session(), g.subject, "logout")
+        db.session.commit()
     session.clear()
     return redirect(url_for("farmer_pages.login"))
 
@@ -395,6 +407,7 @@ def card_lost() -> Any:
         except NotFound:
             return render_template("farmer/card_lost.html", card=None, done=None)
         s.commit()
+        start_farmer_session(g.subject)  # this session stays; the others end
         return render_template("farmer/card_lost.html", card=None, done=result)
     card = services.me(s, g.subject)["card"]
     return render_template("farmer/card_lost.html", card=card, done=None)

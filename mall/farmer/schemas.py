@@ -169,7 +169,20 @@ class FarmerPinChange(BaseSchema):
     new_pin = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
-class FarmerCardLostOut(BaseSchema):
+class FarmerNewLogin(BaseSchema):
+    """A PIN change or a lost card ends every login of the household, the caller's too; the
+    caller's device gets a new one in the answer (fields as the login's)."""
+
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
+
+
+class FarmerPinChangedOut(FarmerNewLogin):
+    pass
+
+
+class FarmerCardLostOut(FarmerNewLogin):
     serial = fields.String()
     status = fields.String()
     revoked_at = fields.DateTime(allow_none=True)

@@ -21,6 +21,7 @@ from mall.clock import utcnow
 from mall.errors import Forbidden, Unauthorized, ValidationFailed
 from mall.extensions import db
 from mall.http.extensions import csrf
+from mall.subjects.logins import generation_matches
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 
@@ -49,9 +50,16 @@ def bearer_token() -> str | None:
 
 
 def farmer_from_token(token: str) -> CreditSubject:
+    """The household of a farmer access token. Refused once the household's logins have been
+    ended after the token was issued (its `gen` claim is not the row's session generation:
+    mall.subjects.logins), compared on the row this loads anyway."""
     claims = tokens.decode(token, tokens.FARMER_ACCESS)
     subject = db.session.scalar(select(CreditSubject).where(CreditSubject.ref == claims["sub"]))
-    if subject is None or subject.status in FARMER_LOGIN_BLOCKED_STATUSES:
+    if (
+        subject is None
+        or subject.status in FARMER_LOGIN_BLOCKED_STATUSES
+        or not generation_matches(subject, claims.get("gen"))
+    ):
         raise Unauthorized("invalid_token")
     return subject
 

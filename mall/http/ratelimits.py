@@ -1,14 +1,28 @@
 """Request rate limits (Flask-Limiter), listed in one place.
 
 Which endpoints are limited, by what key, and how much, is the table `LIMITED` below; the
-amounts come from the configuration (`RATELIMIT_LOGIN`, `RATELIMIT_SCAN`,
-`RATELIMIT_FARMER_CODE`, see `mall.config`). The limits are attached to the registered view
-functions when the app is created, so the views themselves (some owned by other packages)
-need not know about them. A request over its limit answers 429 `rate_limited` in the error
-envelope, with `Retry-After` and the `X-RateLimit-*` headers.
+amounts come from the configuration (`RATELIMIT_LOGIN`, `RATELIMIT_LOGIN_PHONE`,
+`RATELIMIT_SCAN`, `RATELIMIT_FARMER_CODE`, see `mall.config`). The limits are attached to
+the registered view functions when the app is created, so the views themselves (some owned
+by other packages) need not know about them. A request over its limit answers 429
+`rate_limited` in the error envelope, with `Retry-After` and the `X-RateLimit-*` headers.
 
 These limits blunt floods; they are not the login lockout (5 failures lock one identifier,
 `mall.auth.throttle`), which works per account whatever the address.
+
+Farmer logins (the API's and the /m/ page's: both check a PIN for a login) share two
+allowances across both paths: one per address (`RATELIMIT_LOGIN`, so an address has 20 a
+minute in all, not 20 on each path) and one per phone number (`RATELIMIT_LOGIN_PHONE`, every
+spelling of the number counted together). The lockout alone lets a phone be guessed 5 times
+every 15 minutes for ever (about 480 a day from addresses that change), and does not stop a
+burst that arrives before the first failure is written; the per-phone allowance counts every
+attempt before the PIN is checked (atomically, in Redis in production), 5 a minute and 30 a
+day by default. The price: whoever knows a phone number can spend its allowance and keep that
+number from logging in until the day's window ends, as they can already keep it locked out 15
+minutes at a time. That stops new logins only: open app and page sessions, the dynamic code
+and card payments at the till (whose PIN counts separately, `mall.codes.services`) go on; and
+an admin's PIN reset or unlock (/admin/households/<ref>/pin) clears both the lockout and the
+allowance (`clear_phone_login_limits`). The cashier's card PIN entry counts on its own as before.
 
 Storage: `RATELIMIT_STORAGE_URI`, "memory://" by default, which counts per process. In
 production with several gunicorn workers each worker would count on its own, so use Redis
@@ -22,13 +36,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from flask import Flask, Response, current_app, request, session
 from flask_limiter.errors import RateLimitExceeded
+from limits import parse_many
 
+from mall.auth.throttle import form_phone, phone_limit_key
 from mall.errors import error_response
 from mall.http.extensions import limiter
 
+log = structlog.get_logger(__name__)
+
 DEFAULT_LOGIN_LIMIT = "20/minute"
+DEFAULT_LOGIN_PHONE_LIMIT = "5/minute;30/day"
 DEFAULT_SCAN_LIMIT = "600/minute"
 DEFAULT_FARMER_CODE_LIMIT = "30/minute"
 DEFAULT_PICKUP_MISSES_LIMIT = "30/hour"
@@ -67,6 +87,21 @@ def farmer_key() -> str:
     return "ip:" + client_ip()
 
 
+def login_phone_key() -> str:
+    """Per phone number, whichever farmer login path it came through: the phone as that path
+    reads it (the page keeps its digits, the API takes the JSON field), keyed as the login
+    looks it up. No phone: "" (Flask-Limiter skips the limit; the login refuses the request
+    before any PIN is checked)."""
+    if request.endpoint == "farmer_pages.login":
+        phone: object = form_phone(request.form.get("phone", ""))
+    else:
+        body = request.get_json(silent=True)
+        phone = body.get("phone") if isinstance(body, dict) else None
+    if not isinstance(phone, str) or not phone.strip() or len(phone) > 32:
+        return ""
+    return phone_limit_key(phone)
+
+
 def _authenticated(response: Response) -> bool:
     return response.status_code != 401
 
@@ -90,9 +125,14 @@ class Rule:
     key: Callable[[], str]
     methods: tuple[str, ...] = ("POST",)
     deduct_when: Callable[[Response], bool] | None = None
+    # Rules of one scope share one count across their endpoints (Flask-Limiter shared_limit).
+    scope: str | None = None
 
 
 LOGIN = Configured("RATELIMIT_LOGIN", DEFAULT_LOGIN_LIMIT)
+LOGIN_PHONE = Configured("RATELIMIT_LOGIN_PHONE", DEFAULT_LOGIN_PHONE_LIMIT)
+FARMER_LOGIN_SCOPE = "farmer-login"
+FARMER_LOGIN_PHONE_SCOPE = "farmer-login-phone"
 SCAN = Configured("RATELIMIT_SCAN", DEFAULT_SCAN_LIMIT)
 FARMER_CODE = Configured("RATELIMIT_FARMER_CODE", DEFAULT_FARMER_CODE_LIMIT)
 # Wrong pickup codes (mall.reservations): only lookups that find nothing count, so a busy
@@ -105,10 +145,14 @@ def _not_found(response: Response) -> bool:
 
 
 LIMITED: tuple[Rule, ...] = (
-    # logins, per address (the lockout counts per account besides)
-    Rule("auth.FarmerLogin", LOGIN, client_ip),
+    # farmer logins, API and page together: per address and per phone (the lockout counts
+    # failures per phone besides)
+    Rule("auth.FarmerLogin", LOGIN, client_ip, scope=FARMER_LOGIN_SCOPE),
+    Rule("farmer_pages.login", LOGIN, client_ip, scope=FARMER_LOGIN_SCOPE),
+    Rule("auth.FarmerLogin", LOGIN_PHONE, login_phone_key, scope=FARMER_LOGIN_PHONE_SCOPE),
+    Rule("farmer_pages.login", LOGIN_PHONE, login_phone_key, scope=FARMER_LOGIN_PHONE_SCOPE),
+    # staff logins, per address and endpoint (the lockout counts per account besides)
     Rule("auth.StaffLogin", LOGIN, client_ip),
-    Rule("farmer_pages.login", LOGIN, client_ip),
     Rule("admin.login", LOGIN, client_ip),
     Rule("cashier.login", LOGIN, client_ip),
     # the till's scan, per terminal
@@ -138,10 +182,31 @@ def apply_rate_limits(app: Flask) -> None:
         view = app.view_functions.get(rule.endpoint)
         if view is None:
             continue
-        limited: Any = limiter.limit(
-            rule.limit,
-            key_func=rule.key,
-            methods=list(rule.methods),
-            deduct_when=rule.deduct_when,
-        )(view)
+        options: dict[str, Any] = {
+            "key_func": rule.key,
+            "methods": list(rule.methods),
+            "deduct_when": rule.deduct_when,
+        }
+        if rule.scope is None:
+            decorator = limiter.limit(rule.limit, **options)
+        else:
+            decorator = limiter.shared_limit(rule.limit, rule.scope, **options)
+        limited: Any = decorator(view)
         app.view_functions[rule.endpoint] = limited
+
+
+def clear_phone_login_limits(phone: str) -> None:
+    """Give a phone number its farmer login allowance back (an admin reset or unlocked the
+    household's PIN after checking who they are). Best effort: the limiter's storage being
+    unreachable must not fail the admin's action, whose lockout reset is in the database."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return
+    prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX") or "")
+    identifiers = [phone_limit_key(phone), FARMER_LOGIN_PHONE_SCOPE]
+    if prefix:
+        identifiers.insert(0, prefix)
+    try:
+        for item in parse_many(LOGIN_PHONE()):
+            limiter.limiter.clear(item, *identifiers)
+    except Exception:  # any storage failure: logged, and the reset goes on
+        log.warning("phone_login_limit_not_cleared", exc_info=True)

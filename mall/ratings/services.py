@@ -31,6 +31,7 @@ from mall.ratings.schemes import Level, Scheme, get_scheme, period_for, scheme_f
 from mall.regions.models import Region
 from mall.regions.services import effective_settings
 from mall.subjects.models import CreditSubject
+from mall.subjects.services import set_status
 from mall.users.models import User
 from mall.users.scope import ensure_can_write, ensure_visible
 
@@ -746,8 +747,7 @@ def revoke(
         raise Conflict("invalid_state", details={"reason": "no effective rating"})
     current.status, current.ended_on, current.end_reason = "revoked", day, reason
     _set_subject_level(subject, None)
-    subject.status = "frozen"
-    session.flush()
+    set_status(session, subject, "frozen")  # which also ends the household's logins
     _history(session, current, "revoked", "effective", actor_label(actor), day, reason)
     integrity.claw_back(session, subject, current, day, actor_label(actor), reason)
     _audit(session, actor, "rating.revoke", current, reason)

@@ -55,6 +55,10 @@ class CreditSubject(Base):
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     pin_failed_count: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The household's session generation: every login (API tokens, /m/ page session) carries
+    # the value it was issued under and is refused once this moves on. Raised by
+    # mall.subjects.logins.end_household_sessions (PIN set, lost card, freeze, logout...).
+    session_gen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     created_at: Mapped[created_at]
 

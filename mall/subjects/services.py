@@ -19,6 +19,7 @@ from mall.regions.models import Region
 from mall.security.crypto import normalise, sealer
 from mall.security.masking import mask_id_number, mask_name, mask_phone
 from mall.security.passwords import hash_pin, pin_is_acceptable
+from mall.subjects.logins import end_household_sessions
 from mall.subjects.models import SUBJECT_STATUSES, CreditSubject, SubjectMember
 from mall.users import policy
 from mall.users.models import User
@@ -126,11 +127,20 @@ def find_by_id_number(session: Session, id_number: str) -> CreditSubject | None:
     return session.scalar(select(CreditSubject).where(CreditSubject.id_number_bidx == bidx))
 
 
+# Entering these ends every login of the household (a frozen one may log in again, to read).
+SESSION_ENDING_STATUSES = {"frozen": "status_frozen", "revoked": "status_revoked"}
+
+
 def set_status(session: Session, subject: CreditSubject, status: str) -> None:
+    """Set the household's status. Freezing or revoking it ends its logins (mall.subjects.logins):
+    a login or code obtained before is refused from then on."""
     if status not in SUBJECT_STATUSES:
         raise ValidationFailed(details={"fields": {"status": list(SUBJECT_STATUSES)}})
+    changed = subject.status != status
     subject.status = status
     session.flush()
+    if changed and status in SESSION_ENDING_STATUSES:
+        end_household_sessions(session, subject, SESSION_ENDING_STATUSES[status])
 
 
 REVEALABLE = {"name": "name_enc", "id_number": "id_number_enc", "phone": "phone_enc"}

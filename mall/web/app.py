@@ -12,11 +12,12 @@ from flask import Flask, Response, g, request
 from werkzeug.routing import IntegerConverter, Map
 
 from mall import models  # noqa: F401  (registers every domain table on the metadata)
+from mall.auth.services import on_phone_unlocked
 from mall.config import Config
 from mall.errors import register_error_handlers
 from mall.extensions import db, migrate
 from mall.http.extensions import api, babel, csrf, limiter, select_locale
-from mall.http.ratelimits import apply_rate_limits
+from mall.http.ratelimits import apply_rate_limits, clear_phone_login_limits
 from mall.jobs.services import register_step
 from mall.logging import configure_logging
 from pos_adapter import models as pos_models  # noqa: F401  (the till's nonce and key stores)
@@ -62,6 +63,7 @@ def create_app(config: Config | None = None, **overrides: object) -> Flask:
     apply_rate_limits(app)  # after the blueprints: limits attach to their views
     _register_cli(app)
     register_step("pos_stores_pruning", prune_pos_stores)
+    on_phone_unlocked("rate_limits", clear_phone_login_limits)
     register_error_handlers(app)  # after api.init_app: ours replace smorest's handlers
     _request_context(app)
     return app

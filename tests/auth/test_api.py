@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from mall.auth import throttle, tokens
-from mall.auth.models import LoginThrottle, RefreshToken
+from mall.auth.models import LoginThrottle
 from mall.clock import utcnow
+from mall.codes.services import admin_reset_pin
 from mall.errors import Forbidden, Unauthorized, ValidationFailed
 from mall.http.auth import require_farmer, require_staff
 from mall.security.crypto import sealer
 from mall.security.passwords import hash_password
+from mall.subjects.logins import RefreshToken
 from mall.subjects.models import CreditSubject
 from mall.users.models import User
 from tests.factories import PASSWORD, PIN, make_county, make_household, make_user
@@ -190,6 +192,18 @@ def test_lockout_by_updating_the_throttle_row(
     session.execute(update(LoginThrottle).values(locked_until=utcnow() - timedelta(seconds=1)))
     session.commit()
     assert farmer_login(client).status_code == 200
+
+
+def test_an_admin_pin_reset_or_unlock_lifts_the_login_lockout(
+    client: FlaskClient, session: Session, household: CreditSubject
+) -> None:
+    for new_pin in (None, "246813"):  # an unlock, then a reset with a new PIN
+        for _ in range(5):
+            farmer_login(client, pin="000001")
+        assert farmer_login(client).status_code == 429
+        admin_reset_pin(session, household, new_pin)  # what /admin/households/<ref>/pin does
+        session.commit()
+        assert farmer_login(client, pin=new_pin or PIN).status_code == 200
 
 
 def test_revoked_household_cannot_log_in(

@@ -272,7 +272,13 @@ def test_change_pin(client: FreshRequestClient, session: Session, farm: Farm) ->
     assert wrong.status_code == 403
     assert code_of(wrong) == "pin_invalid"
     ok = client.put("/api/v1/me/pin", json={"old_pin": PIN, "new_pin": "246813"}, headers=h)
-    assert ok.status_code == 204
+    assert ok.status_code == 200
+    assert ok.headers["Cache-Control"] == "no-store"
+    assert set(body(ok)) == {"access_token", "refresh_token", "expires_in"}
+    # every login ended, this one too; the answer is this device's new login
+    assert client.get("/api/v1/me", headers=h).status_code == 401
+    renewed = {"Authorization": f"Bearer {body(ok)['access_token']}"}
+    assert client.get("/api/v1/me", headers=renewed).status_code == 200
     login = client.post("/api/v1/auth/farmer/login", json={"phone": "13800138111", "pin": "246813"})
     assert login.status_code == 200
 
@@ -295,6 +301,9 @@ def test_report_card_lost(client: FreshRequestClient, session: Session, farm: Fa
     resp = client.post("/api/v1/me/card/report-lost", headers=h)
     assert resp.status_code == 200
     assert body(resp)["status"] == "revoked"
+    # every login ended, this one too; the answer carries this device's new login
+    assert client.get("/api/v1/me", headers=h).status_code == 401
+    h = {"Authorization": f"Bearer {body(resp)['access_token']}"}
     again = client.post("/api/v1/me/card/report-lost", headers=h)
     assert again.status_code == 404
     assert body(client.get("/api/v1/me", headers=h))["card"] is None

@@ -4,13 +4,15 @@ A private gunicorn (two workers) over a database of this module's own (scratch_l
 the locks these tests leave must not reach the households other tests log in with), with
 Flask-Limiter counting in Redis as production is told to (README: RATELIMIT_STORAGE_URI).
 Guessing a farmer's PIN at the login is cut off by the per-address limit, whichever worker
-answers, and the phone's login locks after five failures; guessing a card's PIN at a till
+answers, and by the per-phone limit from many addresses on both login paths (API and /m/
+page), and the phone's login locks after five failures; guessing a card's PIN at a till
 locks the card's PIN after five failures, after which even the right PIN is refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 import uuid
@@ -40,6 +42,9 @@ def limited_server(scratch_live_server: LiveServer, tmp_path: Path) -> Any:
         RATELIMIT_STORAGE_URI=redis_url,
         RATELIMIT_KEY_PREFIX=f"brute{uuid.uuid4().hex[:8]}",
         RATELIMIT_LOGIN="5/minute",
+        # One proxy in front, as in production: the address is the one it appends to
+        # X-Forwarded-For, so a test can speak from many addresses.
+        RATELIMIT_TRUSTED_PROXIES="1",
     )
     yield server
     server.stop()
@@ -66,6 +71,64 @@ def test_guessing_a_farmer_pin_is_cut_off_across_workers(
         (429, "login_locked"): 1,
         (429, "rate_limited"): 7,
     }, statuses
+
+
+def _guess(url: str, phone: str, pin: str, address: str, page: bool) -> tuple[int, str]:
+    """One login try from `address`, on the farmer page or through the API, as (status, what
+    it answered); a new connection each time (the workers take turns)."""
+    headers = {"X-Forwarded-For": address, "Connection": "close"}
+    if not page:
+        resp = requests.post(
+            url + "/api/v1/auth/farmer/login",
+            json={"phone": phone, "pin": pin},
+            headers=headers,
+            timeout=10,
+        )
+        return resp.status_code, resp.json()["error"]["code"] if resp.status_code != 200 else "ok"
+    browser = requests.Session()
+    form = browser.get(url + "/m/login", headers=headers, timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token, form[:500]
+    resp = browser.post(
+        url + "/m/login",
+        data={"phone": phone, "pin": pin, "csrf_token": token.group(1)},
+        headers=headers,
+        allow_redirects=False,
+        timeout=10,
+    )
+    said = {
+        302: "ok",
+        401: "invalid_credentials",
+        429: "login_locked" if "登录失败次数过多" in resp.text else "rate_limited",
+    }
+    return resp.status_code, said.get(resp.status_code, resp.text[:200])
+
+
+def test_guessing_one_phone_from_many_addresses_on_both_login_paths_is_cut_off(
+    limited_server: Gunicorn, scratch_live_server: LiveServer
+) -> None:
+    household = scratch_live_server.manifest["households"][1]
+    phone, pin = household["phone"], household["pin"]
+    spellings = [phone, f"{phone[:3]} {phone[3:7]} {phone[7:]}", f"{phone[:3]}-{phone[3:]}"]
+    statuses: Counter[tuple[int, str]] = Counter()
+    for n in range(12):
+        wrong = f"{(n * 7919) % 1_000_000:06d}"
+        wrong = wrong if wrong != pin else "000001"
+        answer = _guess(
+            limited_server.url, spellings[n % 3], wrong, f"10.20.{n}.{n + 1}", page=n % 2 == 1
+        )
+        statuses[answer] += 1
+    # Twelve addresses, each far under its own allowance, two paths, three spellings: five
+    # tries reach the login in all (the per-phone allowance), the fifth locks the phone.
+    assert statuses == {
+        (401, "invalid_credentials"): 4,
+        (429, "login_locked"): 1,
+        (429, "rate_limited"): 7,
+    }, statuses
+    assert _guess(limited_server.url, phone, pin, "10.20.99.1", page=False) == (
+        429,
+        "rate_limited",
+    )
 
 
 def _pay(server: Gunicorn, till: dict[str, Any], code: str, pin: str) -> requests.Response:

@@ -70,7 +70,9 @@ class Logout(MethodView):
     @blp.response(204)
     @blp.alt_response(401, description="invalid_token")
     def post(self, body: dict[str, str]) -> None:
-        """Revoke a refresh token and every token rotated from the same login."""
+        """Log the household out everywhere: every refresh token and access token it holds
+        on any device, and its /m/ page sessions, end at once. A token of a login that has
+        ended already ends nothing more."""
         services.logout(db.session(), body["refresh_token"])
         db.session.commit()
 
