@@ -61,6 +61,7 @@ from mall.regions.services import get_region
 from mall.reservations.services import reserved_qty
 from mall.security.masking import mask_id_number
 from mall.staff.services import create_user
+from mall.users import policy
 
 NAV_ITEMS.append(NavItem("admin.partners", _l("商户"), READERS, order=40))
 NAV_ITEMS.append(NavItem("admin.benefit_list", _l("惠民权益"), READERS, order=50))
@@ -149,6 +150,7 @@ def partners() -> Any:
     return render_template(
         "admin/partners.html",
         page=page,
+        can_manage=policy.may_manage_partners(g.user),
         townships=towns,
         township_names=names,
         categories=[(c, CATEGORY_LABELS[c]) for c in PARTNER_CATEGORIES],
@@ -219,6 +221,8 @@ def partner_detail(partner_id: int) -> str:
     return render_template(
         "admin/partner_detail.html",
         partner=partner,
+        can_manage=policy.may_manage_partners(g.user),
+        can_add_benefit=policy.may_create_benefits(g.user),
         terminals=queries.partner_terminals(session, partner),
         cashiers=queries.partner_cashiers(session, partner),
         goods=goods,
@@ -571,6 +575,10 @@ def benefit_list() -> Any:
     return render_template(
         "admin/benefits.html",
         page=page,
+        can_create=policy.may_create_benefits(g.user),
+        can_edit=lambda b: policy.may_edit_benefit(
+            g.user, county_id=b.county_id, township_id=b.township_id
+        ),
         partner_names=queries.benefit_partner_labels(db.session(), page.items),
         terms=_benefit_terms,
         categories=[(c, CATEGORY_LABELS[c]) for c in PARTNER_CATEGORIES],

@@ -27,6 +27,7 @@ from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mall.partners.models import PARTNER_CATEGORIES, Partner
 from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
+from mall.users import policy
 from mall.users.models import User
 from mall.users.scope import COUNTY_ROLES
 
@@ -439,15 +440,7 @@ def _can_see(viewer: User, benefit: Benefit) -> bool:
 
 def _ensure_can_edit(viewer: User, *, county_id: int, township_id: int | None) -> None:
     """County admins edit their county's list; township admins only their township's lines."""
-    if viewer.role == "county_admin" and county_id == viewer.county_id:
-        return
-    if (
-        viewer.role == "township_admin"
-        and township_id is not None
-        and township_id == viewer.township_id
-    ):
-        return
-    raise Forbidden()
+    policy.ensure(policy.may_edit_benefit(viewer, county_id=county_id, township_id=township_id))
 
 
 def get_benefit(session: Session, viewer: User, benefit_id: int) -> Benefit:

@@ -107,6 +107,32 @@ def ensure(allowed: bool, code: str = "forbidden", details: dict[str, Any] | Non
 # ---------------------------------------------------------------- households
 
 
+def may_manage_partners(actor: User) -> bool:
+    """Enrol and edit partners, their terminals, cashiers and goods (in the actor's region):
+    the admins who sign the partner agreements. Auditors and clerks read."""
+    return _admin(actor)
+
+
+def may_create_benefits(actor: User) -> bool:
+    """Add lines to the benefit list: the admins (a township admin's lines are their
+    township's; a county-wide line is the county admin's, `may_edit_benefit`)."""
+    return _admin(actor)
+
+
+def may_edit_benefit(actor: User, *, county_id: int, township_id: int | None) -> bool:
+    """Edit or withdraw a line of the benefit list: a county admin any line of their county, a
+    township admin only their own township's lines (not the county-wide ones)."""
+    if not actor.active:
+        return False
+    if actor.role == "county_admin":
+        return county_id == actor.county_id
+    return (
+        actor.role == "township_admin"
+        and township_id is not None
+        and township_id == actor.township_id
+    )
+
+
 def may_change_household_status(actor: User, household: _InTownship) -> bool:
     """Freeze, revoke or reactivate a household: an admin's decision, never a clerk's.
 
