@@ -16,13 +16,3 @@ def register(app: Flask) -> None:
     from mall.jobs.cli import jobs_command
 
     app.cli.add_command(jobs_command)
-
-
-def main() -> None:
-    """The `credit-mall` console script: Flask's command line on this app (`credit-mall jobs`,
-    `credit-mall demo`, `credit-mall db upgrade heads`...), as `flask --app wsgi` is."""
-    from flask.cli import FlaskGroup
-
-    from mall.web.app import create_app
-
-    FlaskGroup(create_app=lambda: create_app()).main()
