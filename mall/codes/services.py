@@ -237,7 +237,7 @@ def _decode(session: Session, code: object) -> tuple[keys.LoadedKey, dict[str, A
     return key, claims
 
 
-def verify_code(
+def verify_code(  # noqa: C901 (to split by step, issue 20)
     session: Session, code: object, *, now: datetime | None = None, spend: bool = False
 ) -> VerifiedCode:
     """Who is this code for. Raises invalid_code (422), code_expired (410),

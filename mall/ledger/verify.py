@@ -157,7 +157,7 @@ class _Pass:
             return _PgStreams(self.conn, self.township_id)
         return _PortableStreams(self.conn, self.township_id)
 
-    def _merge(
+    def _merge(  # noqa: C901 (to split by step, issue 20)
         self,
         accounts: Iterator[tuple[Any, ...]],
         entries: Iterator[tuple[Any, ...]],

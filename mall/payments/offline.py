@@ -236,7 +236,7 @@ def _granted_today(session: Session, subject_id: int, day: object, *, cards: boo
     return int(session.scalar(query) or 0)
 
 
-def _apply(
+def _apply(  # noqa: C901 (to split by step, issue 20)
     session: Session,
     terminal: Terminal,
     partner: Partner,

@@ -49,7 +49,7 @@ def may_refund(payment: Payment) -> bool:
     )
 
 
-def refund_payment(
+def refund_payment(  # noqa: C901 (to split by step, issue 20)
     session: Session,
     payment: Payment,
     *,

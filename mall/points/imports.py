@@ -119,7 +119,7 @@ def _parse_date(value: Any) -> date | None:
     return None
 
 
-def check_rows(
+def check_rows(  # noqa: C901 (to split by step, issue 20)
     rows: Iterator[tuple[Any, ...]],
     *,
     households: dict[str, Household],

@@ -320,7 +320,7 @@ def _group_key(group_by: str, scope: Scope, raw: Any) -> int:
     return scope.county_id if group_by == "county" else int(raw)
 
 
-def _report(
+def _report(  # noqa: C901 (to split by step, issue 20)
     session: Session,
     scope: Scope,
     group_by: str,
