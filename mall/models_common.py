@@ -24,3 +24,16 @@ Int = Integer
 
 def json_default() -> dict[str, Any]:
     return {}
+
+
+# The largest bill a till may report, in fen (a million yuan): payments, benefit uses and the
+# terminal API's schemas share it.
+MAX_BILL_FEN = 100_000_000
+
+
+def check_bill_fen(amount_fen: object, field: str = "amount_fen") -> None:
+    """Refuse (`validation_error` on `field`) anything but an integer bill of 0 to MAX_BILL_FEN."""
+    from mall.errors import ValidationFailed
+
+    if type(amount_fen) is not int or not 0 <= amount_fen <= MAX_BILL_FEN:
+        raise ValidationFailed(details={"fields": {field: [f"0 to {MAX_BILL_FEN} fen"]}})

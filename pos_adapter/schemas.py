@@ -5,8 +5,9 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from mall.http.openapi import BaseSchema
+from mall.models_common import MAX_BILL_FEN
 
-MAX_FEN = 100_000_000
+MAX_FEN = MAX_BILL_FEN
 MAX_VERSION = 2**53 - 1  # a revocation list version: a BIGINT, and exact in JSON
 Fen = fields.Integer
 

@@ -24,6 +24,7 @@ from mall.clock import business_date, utcnow
 from mall.codes.services import check_code_pin, verify_code
 from mall.db import lock_row
 from mall.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mall.models_common import check_bill_fen
 from mall.partners.models import PARTNER_CATEGORIES, Partner
 from mall.regions.models import Region
 from mall.subjects.models import CreditSubject
@@ -212,15 +213,9 @@ def household_benefits(
 # ---------------------------------------------------------------- uses
 
 
-# The largest bill a till may report, as for a payment's amount (mall.payments.services).
-MAX_AMOUNT_FEN = 100_000_000
-
-
 def _check_amount(amount_fen: int | None) -> None:
-    if amount_fen is None:
-        return
-    if type(amount_fen) is not int or not 0 <= amount_fen <= MAX_AMOUNT_FEN:
-        raise _bad("amount_fen", f"0 to {MAX_AMOUNT_FEN} fen")
+    if amount_fen is not None:
+        check_bill_fen(amount_fen)
 
 
 def discount_for(benefit: Benefit, amount_fen: int | None) -> int:
@@ -320,7 +315,7 @@ def record_benefit_use(
     """Record that `partner` granted the benefit to the household. Locks the household's
     row until the transaction ends and judges it as read under that lock.
 
-    `amount_fen` is the bill the till reports (0 to MAX_AMOUNT_FEN); what the use is worth
+    `amount_fen` is the bill the till reports (0 to MAX_BILL_FEN); what the use is worth
     (`discount_fen`) is computed from the benefit's terms (`discount_for`). The caller has
     established that the household is present (`grant_benefit`: a dynamic code, or a card
     and its PIN). `terminal_id` is the terminal's row id (terminals.id), None for a staff

@@ -42,6 +42,7 @@ from mall.ledger.accounts import sale_accounts
 from mall.ledger.holds import capture_hold, place_hold, void_hold
 from mall.ledger.models import CNY, HOUSEHOLD_INTEGRITY, HOUSEHOLD_POINTS, POINTS, Account
 from mall.ledger.posting import EntrySpec, Leg, Source, post_entries, reverse_entry
+from mall.models_common import check_bill_fen
 from mall.partners.models import Partner
 from mall.payments.models import Payment, PaymentItem
 from mall.payments.rates import (
@@ -226,8 +227,7 @@ def _lines(
 
 
 def _check_amount(amount_fen: int) -> None:
-    if type(amount_fen) is not int or not 0 <= amount_fen <= 100_000_000:
-        raise ValidationFailed(details={"fields": {"amount_fen": ["0 to 100000000 fen"]}})
+    check_bill_fen(amount_fen)
 
 
 def _price(
